@@ -1,0 +1,223 @@
+"""How fast ``connector.store.upsert`` writes tickets, against the bare-driver floor.
+
+    .venv/bin/python bench/store_upsert.py [--rows 100000] [--batch 1000]
+
+Upserts N realistic ticket rows (every column, a ~600-byte ``raw``) in batches, one transaction per
+batch like a sync page: a first pass of inserts, a second of newer versions (updates) and a rerun of
+the same versions (unchanged). The floor runs the same rows with the same ON CONFLICT statement
+through bare ``sqlite3.executemany`` with the same pragmas, from driver-ready tuples built before
+the clock starts — the database's own cost, with no Python conversion at all.
+
+PostgreSQL uses ``CRM_TEST_PG_URL`` (default: the CI server) and a throwaway database; it is skipped
+with a message when unreachable. Target: ≥ 50,000 rows/s on SQLite and within 2x of the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from connector.store import Store, UpsertCounts, open_store, upsert
+from connector.store.engine import _SQLITE_PRAGMAS
+from connector.store.schema import tickets
+from connector.store.upsert import upsert_sql
+
+PG_URL = os.environ.get("CRM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/postgres")
+TARGET_ROWS_PER_S = 50_000
+TARGET_FLOOR_RATIO = 2.0
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+Row = dict[str, Any]
+
+
+def ticket_rows(n: int, version: int) -> list[Row]:
+    """Tickets as the mapping engine produces them; ``version`` moves updated_at and the content."""
+    synced = BASE + timedelta(days=200, hours=version)
+    rows = []
+    for i in range(n):
+        created = BASE + timedelta(minutes=3 * i)
+        updated = created + timedelta(hours=2 + version, microseconds=i % 1000)
+        status = ("open", "pending", "resolved", "closed")[(i + version) % 4]
+        raw = {
+            "id": f"4876876000{i:09d}",
+            "Case_Number": f"{i:08d}",
+            "Subject": f"Patient {i % 9973} asks about appointment rescheduling for the cardiology clinic",
+            "Status": status,
+            "Priority": "High" if i % 7 == 0 else "Medium",
+            "Case_Origin": "Phone",
+            "Type": "Complaint" if i % 5 == 0 else "Consultation",
+            "Owner": {"id": f"48768760000{i % 40:08d}", "name": f"Agent {i % 40}", "email": "a@clinic.cn"},
+            "Related_To": {"id": f"48768760001{i % 20000:08d}", "name": f"Contact {i % 20000}"},
+            "Created_Time": created.isoformat(),
+            "Modified_Time": updated.isoformat(),
+            "Description": "Called twice about the follow-up visit; prefers a morning slot. " * 3,
+            "Satisfaction_Score": 1 + i % 5,
+            "version": version,
+        }
+        rows.append(
+            {
+                "source": "zoho",
+                "external_id": raw["id"],
+                "contact_id": raw["Related_To"]["id"],
+                "owner_id": raw["Owner"]["id"],
+                "subject": raw["Subject"],
+                "category": "complaint" if i % 5 == 0 else "consultation",
+                "channel": "phone",
+                "priority": raw["Priority"].lower(),
+                "status": status,
+                "created_at": created,
+                "first_response_at": created + timedelta(minutes=45),
+                "resolved_at": updated if status in ("resolved", "closed") else None,
+                "satisfaction": raw["Satisfaction_Score"],
+                "updated_at": updated,
+                "deleted_at": None,
+                "synced_at": synced,
+                "raw": json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+            }
+        )
+    return rows
+
+
+def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = work()
+    return time.perf_counter() - start, result
+
+
+def upsert_pass(store: Store, rows: list[Row], size: int) -> UpsertCounts:
+    total = UpsertCounts()
+    for batch in batches(rows, size):
+        with store.begin() as conn:
+            total += upsert(conn, "tickets", batch)
+    return total
+
+
+def driver_tuple(row: Row) -> tuple[Any, ...]:
+    """What SQLite gets: UTC text in SQLAlchemy's DATETIME format, everything else as is."""
+    return tuple(
+        v.astimezone(UTC).isoformat(" ", "microseconds")[:26] if isinstance(v, datetime) else v
+        for v in (row[c.name] for c in tickets.columns)
+    )
+
+
+def floor_pass(db: Path, sql: str, rows: list[tuple[Any, ...]], size: int) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            conn.execute(pragma)
+        changed = 0
+        for batch in batches(rows, size):
+            changed += conn.executemany(sql, batch).rowcount
+            conn.commit()
+        return changed
+    finally:
+        conn.close()
+
+
+def check(label: str, got: UpsertCounts, want: UpsertCounts) -> None:
+    if got != want:
+        raise SystemExit(f"{label}: counts {got} but expected {want}")
+
+
+def measure_store(store: Store, passes: list[tuple[str, list[Row], UpsertCounts]], size: int) -> list[float]:
+    seconds = []
+    for label, rows, want in passes:
+        took, counts = timed(lambda rows=rows: upsert_pass(store, rows, size))
+        check(f"{store.dialect} {label}", counts, want)
+        seconds.append(took)
+    return seconds
+
+
+@contextmanager
+def pg_database() -> Iterator[str | None]:
+    try:
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        print(f"PostgreSQL skipped: unreachable at {sa.make_url(PG_URL)!r} ({type(exc).__name__})")
+        yield None
+        return
+    name = f"crm_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    args = parser.parse_args()
+    n, size = args.rows, args.batch
+    first, second = ticket_rows(n, 0), ticket_rows(n, 1)
+    raw_bytes = sum(len(r["raw"].encode()) for r in first) // n
+    passes = [
+        ("insert", first, UpsertCounts(inserted=n)),
+        ("update", second, UpsertCounts(updated=n)),
+        ("unchanged", second, UpsertCounts(unchanged=n)),
+    ]
+    print(f"{n:,} ticket rows, raw ≈ {raw_bytes} bytes, batches of {size:,} (one transaction each)\n")
+    results: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(f"sqlite:///{Path(tmp) / 'upsert.db'}")
+        results["sqlite upsert"] = measure_store(store, passes, size)
+        sql = upsert_sql(tickets, store.engine.dialect)
+        store.dispose()
+        floor_db = Path(tmp) / "floor.db"
+        open_store(f"sqlite:///{floor_db}").dispose()
+        floor = []
+        for _label, rows, _want in passes:
+            prepared = [driver_tuple(r) for r in rows]
+            floor.append(timed(lambda prepared=prepared: floor_pass(floor_db, sql, prepared, size))[0])
+        results["sqlite floor"] = floor
+    with pg_database() as pg_url:
+        if pg_url is not None:
+            store = open_store(pg_url)
+            results["postgresql upsert"] = measure_store(store, passes, size)
+            store.dispose()
+    report(n, [label for label, _, _ in passes], results)
+
+
+def report(n: int, labels: list[str], results: dict[str, list[float]]) -> None:
+    print(f"{'':20}" + "".join(f"{label:>22}" for label in labels))
+    for name, seconds in results.items():
+        cells = "".join(f"{n / s:>12,.0f} rows/s{s:>6.2f}s" for s in seconds)
+        print(f"{name:20}{cells}")
+    upsert_s, floor_s = results["sqlite upsert"], results["sqlite floor"]
+    ratios = [u / f for u, f in zip(upsert_s, floor_s, strict=True)]
+    print(f"{'upsert / floor':20}" + "".join(f"{r:>21.2f}x" for r in ratios))
+    write_rates = [n / s for s in upsert_s[:2]]
+    met = min(write_rates) >= TARGET_ROWS_PER_S and max(ratios) <= TARGET_FLOOR_RATIO
+    print(
+        f"\ntarget (SQLite insert and update ≥ {TARGET_ROWS_PER_S:,} rows/s, every pass ≤ "
+        f"{TARGET_FLOOR_RATIO:g}x floor): {'met' if met else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
