@@ -1,11 +1,10 @@
 """Bundled CRM adapters; importing this package registers every kind (see connector.adapter).
 
-One name per kind: each module calls ``connector.adapter.register`` when imported.
+One import per kind: each module calls ``connector.adapter.register`` when imported.
 """
 
 from adapters import (
-    jsonl,
-    zoho,
+    jsonl,  # noqa: F401
+    sharecrm,  # noqa: F401
+    zoho,  # noqa: F401
 )
-
-__all__ = ["jsonl", "zoho"]

@@ -472,8 +472,11 @@ def _compile_entity(
     if not isinstance(columns_spec, Mapping):
         raise MappingError(file, f"{where}.columns", "a [columns] table is required")
     for required in REQUIRED_COLUMNS:
-        if required not in columns_spec:
+        if columns_spec.get(required, False) is False:
             raise MappingError(file, f"{where}.columns.{required}", "is required")
+    # `column = false` drops a column a base mapping defines (e.g. a custom field this org lacks),
+    # since an `extends` override can only add or replace keys.
+    columns_spec = {k: v for k, v in columns_spec.items() if v is not False}
     columns = []
     for column_name, column_spec in columns_spec.items():
         key = f"{where}.columns.{column_name}"

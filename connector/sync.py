@@ -6,6 +6,10 @@ map, records ticket status transitions, stores the page's cursor and the run's r
 crash therefore loses at most the page in flight and never skips one: the next run resumes from the
 last committed cursor, and the idempotent upsert absorbs any overlap.
 
+A stop request (SIGTERM to ``run`` or ``sync``) is cooperative: ``should_stop`` is asked after each
+committed page, so the page in flight is finished and committed, the run is recorded ``stopped`` and
+the cursor stays at that page for the next run to resume from.
+
 Deletions come from the adapter's ``deleted`` stream (or a complete id scan) and only ever set
 ``deleted_at``; rows are never removed.
 """
@@ -69,6 +73,11 @@ class EntityRun:
 
 
 PageCallback = Callable[[EntityRun], None]
+StopCheck = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
 
 
 def canonical_json(raw: Mapping[str, Any]) -> str:
@@ -224,8 +233,14 @@ def sync_entity(
     full: bool,
     clock: Clock,
     on_page: PageCallback | None = None,
+    should_stop: StopCheck | None = None,
 ) -> EntityRun:
-    """Sync one entity; never raises for API failures — the run row says what happened."""
+    """Sync one entity; never raises for API failures — the run row says what happened.
+
+    ``should_stop`` is checked between pages; once it answers true the run ends ``stopped`` after
+    committing the page it was working on (the deletions stream then waits for the next run).
+    """
+    stop = should_stop or _never
     entity = mapping.entity
     run = EntityRun(source=source, entity=entity, run_id=_start_run(store, source, entity, clock()))
     calls_before = adapter.api_calls
@@ -234,15 +249,21 @@ def sync_entity(
         with store.connect() as conn:
             cursor = None if full else load_cursor(conn, source, entity, "records")
             deletions_cursor = None if full else load_cursor(conn, source, entity, "deletions")
+        stopped = False
         for page in adapter.pull(entity, cursor):
             _commit_page(store, run, writer, page, clock, adapter, calls_before)
             if on_page:
                 on_page(run)
-        for deleted_page in adapter.deleted(entity, deletions_cursor):
-            _commit_deletions(store, run, deleted_page, entity, clock, adapter, calls_before)
-            if on_page:
-                on_page(run)
-        run.status = "success"
+            if stopped := stop():
+                break
+        if not stopped:
+            for deleted_page in adapter.deleted(entity, deletions_cursor):
+                _commit_deletions(store, run, deleted_page, entity, clock, adapter, calls_before)
+                if on_page:
+                    on_page(run)
+                if stopped := stop():
+                    break
+        run.status = "stopped" if stopped else "success"
     except Exception as exc:  # the run is recorded failed; the cursor stays at the last committed page
         log.warning("sync of %s.%s failed: %s", source, entity, exc)
         run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -315,13 +336,29 @@ def sync_source(
     full: bool = False,
     clock: Clock,
     on_page: PageCallback | None = None,
+    should_stop: StopCheck | None = None,
 ) -> list[EntityRun]:
-    """Sync every wanted entity of one source in adapter order; one failed entity does not stop the rest."""
+    """Sync every wanted entity of one source in adapter order; one failed entity does not stop the rest.
+
+    A stop request ends the entity in flight (see :func:`sync_entity`) and starts no further one.
+    """
+    stop = should_stop or _never
     runs = []
     for entity in adapter.entities():
         if (entities is not None and entity not in entities) or entity not in mappings:
             continue  # an adapter may support entities this source's mapping leaves out
+        if stop():
+            break
         runs.append(
-            sync_entity(store, source, adapter, mappings[entity], full=full, clock=clock, on_page=on_page)
+            sync_entity(
+                store,
+                source,
+                adapter,
+                mappings[entity],
+                full=full,
+                clock=clock,
+                on_page=on_page,
+                should_stop=stop,
+            )
         )
     return runs

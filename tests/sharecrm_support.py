@@ -3,6 +3,7 @@ object endpoint that pages exactly as sharecrm.md §3.2/§3.3 documents (behind 
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -73,7 +74,13 @@ def make_adapter(
 
 
 def envelope(**fields: Any) -> dict[str, Any]:
-    return {"traceId": "E-O.fake.1000-1", "errorCode": 0, "errorMessage": "OK", "errorDescription": "success", **fields}
+    return {
+        "traceId": "E-O.fake.1000-1",
+        "errorCode": 0,
+        "errorMessage": "OK",
+        "errorDescription": "success",
+        **fields,
+    }
 
 
 def failure(code: int, message: str = "failed", trace: str = "E-O.fake.1000-err") -> dict[str, Any]:
@@ -82,7 +89,14 @@ def failure(code: int, message: str = "failed", trace: str = "E-O.fake.1000-err"
 
 def add_token(token: str = TOKEN, expires_in: int = 7200) -> responses.BaseResponse:
     return responses.post(
-        TOKEN_URL, json={"errorCode": 0, "errorMessage": "success", "corpAccessToken": token, "corpId": CORP, "expiresIn": expires_in}
+        TOKEN_URL,
+        json={
+            "errorCode": 0,
+            "errorMessage": "success",
+            "corpAccessToken": token,
+            "corpId": CORP,
+            "expiresIn": expires_in,
+        },
     )
 
 
@@ -111,7 +125,9 @@ class FakeObject:
     """One object behind ``data/query``: filters GTE/GT/EQ/IN, ``_id`` ordering, limit ≤ 100, the
     10,000 offset cap (10013), ``fieldProjection``; records every request body in ``bodies``."""
 
-    def __init__(self, records: list[dict[str, Any]], *, api_name: str = "CasesObj", cap: int | None = None) -> None:
+    def __init__(
+        self, records: list[dict[str, Any]], *, api_name: str = "CasesObj", cap: int | None = None
+    ) -> None:
         self.records = records
         self.api_name = api_name
         self.cap = cap  # a gateway that silently caps the page size and echoes the cap
@@ -134,16 +150,38 @@ class FakeObject:
             return 200, {}, json.dumps(failure(15002, "limit不能超过100"))
         if offset > 10_000:
             return 200, {}, json.dumps(failure(10013, "offset out of range 10000"))
-        found = [r for r in self.records if all(_matches(r, f) for f in info.get("filters", []))]
-        for order in reversed(info.get("orders", [])):
-            found.sort(key=lambda r, o=order: r.get(o["fieldName"]), reverse=not order["isAsc"])
         size = min(limit, self.cap or limit)
-        page = found[offset : offset + size]
+        page = self._select(info.get("filters", []), info.get("orders", []), offset + size)[offset:]
         projection = info.get("fieldProjection") or []
         if projection:
             page = [{k: v for k, v in r.items() if k in projection or k == "_id"} for r in page]
         reply = envelope(data={"dataList": page, "offset": offset, "limit": size, "total": 0})
         return 200, {}, json.dumps(reply, ensure_ascii=False)
+
+    def _select(
+        self, filters: list[dict[str, Any]], orders: list[dict[str, Any]], wanted: int
+    ) -> list[dict[str, Any]]:
+        """The first ``wanted`` matching rows; ``_id GT`` under ``_id`` order starts by bisection."""
+        if orders != [{"fieldName": "_id", "isAsc": True}]:
+            found = [r for r in self.records if all(_matches(r, f) for f in filters)]
+            for order in reversed(orders):
+                found.sort(key=lambda r, o=order: r.get(o["fieldName"]), reverse=not order["isAsc"])
+            return found[:wanted]
+        ordered = sorted(self.records, key=lambda r: r["_id"])
+        start = 0
+        rest = []
+        for spec in filters:
+            if spec["field_name"] == "_id" and spec["operator"] == "GT":
+                start = bisect.bisect_right([r["_id"] for r in ordered], spec["field_values"][0])
+            else:
+                rest.append(spec)
+        out = []
+        for record in ordered[start:]:
+            if all(_matches(record, f) for f in rest):
+                out.append(record)
+                if len(out) == wanted:
+                    break
+        return out
 
 
 def _matches(record: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
@@ -154,12 +192,16 @@ def _matches(record: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
         return value in wanted or (isinstance(value, list) and any(v in wanted for v in value))
     if value is None:
         return False
-    first = type(value)(wanted[0]) if not isinstance(value, list) else wanted[0]
-    return {
-        "EQ": lambda: value == first or (isinstance(value, list) and first in value),
-        "GT": lambda: value > first,
-        "GTE": lambda: value >= first,
-    }[operator]()
+    if isinstance(value, list):
+        return operator == "EQ" and wanted[0] in value
+    first = type(value)(wanted[0])
+    if operator == "EQ":
+        return value == first
+    if operator == "GT":
+        return value > first
+    if operator == "GTE":
+        return value >= first
+    raise ValueError(f"the fake object does not know operator {operator}")
 
 
 def serve(fake: FakeObject, url: str = QUERY_URL) -> FakeObject:

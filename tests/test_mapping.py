@@ -739,3 +739,24 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(MappingError) as caught:
         load_mapping(path, TZ)
     assert caught.value.file == str(path) and "not found" in str(caught.value)
+
+
+def test_extends_can_drop_a_column_with_false(tmp_path: Path) -> None:
+    """An org without a custom field removes it from the bundled mapping (and from `fields`)."""
+    override = tmp_path / "no-satisfaction.toml"
+    override.write_text(
+        'extends = "jsonl"\n[entities.tickets.columns]\nsatisfaction = false\n', encoding="utf-8"
+    )
+    tickets = load_mapping(override, ZoneInfo("Asia/Shanghai")).entities["tickets"]
+    assert "satisfaction" not in tickets.maps_column and "satisfaction" not in tickets.fetch_fields
+    assert "status" in tickets.maps_column
+
+
+def test_required_column_cannot_be_dropped(tmp_path: Path) -> None:
+    override = tmp_path / "bad.toml"
+    override.write_text(
+        'extends = "jsonl"\n[entities.tickets.columns]\nupdated_at = false\n', encoding="utf-8"
+    )
+    with pytest.raises(MappingError) as error:
+        load_mapping(override, ZoneInfo("Asia/Shanghai"))
+    assert error.value.key == "entities.tickets.columns.updated_at"

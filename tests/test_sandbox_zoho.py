@@ -210,7 +210,13 @@ def test_records_carry_the_documented_shapes(client: Client, sandbox: RunningSan
     assert {c["Call_Type"] for c in calls} == {"Inbound", "Outbound", "Missed"}
     assert {c["Call_Purpose"] for c in calls} == {"Booking", "Consultation", "Complaint", "Other"}
     tasks = client.walk("Tasks", "Status,Due_Date,Closed_Time,Follow_Up_Type")
-    assert {t["Status"] for t in tasks} <= {"Not Started", "In Progress", "Completed", "Deferred"}
+    assert {t["Status"] for t in tasks} == {
+        "Not Started",
+        "In Progress",
+        "Deferred",
+        "Completed",
+        "Cancelled",
+    }
     assert all((t["Closed_Time"] is not None) == (t["Status"] == "Completed") for t in tasks)
     assert all(len(t["Due_Date"]) == 10 for t in tasks)
 
@@ -379,7 +385,7 @@ def test_users_by_type(client: Client, sandbox: RunningSandbox) -> None:
     user = everyone["users"][0]
     assert user["full_name"] == agents[0].name and user["status"] == "active"
     assert user["role"]["name"] == "客服主管" and user["profile"]["name"] == "Administrator"
-    assert {u["Department"] for u in everyone["users"]} == {a.department for a in agents}
+    assert {u["department"] for u in everyone["users"]} == {a.department for a in agents}
     active = client.get("/crm/v8/users", type="ActiveUsers").json()["users"]
     inactive = client.get("/crm/v8/users", type="DeactiveUsers").json()["users"]
     assert len(active) == sum(a.active for a in agents) and {u["status"] for u in inactive} == {"inactive"}
@@ -593,8 +599,8 @@ def test_malformed_records_are_deterministic(client: Client, sandbox: RunningSan
         datetime.fromisoformat(bad_date[0]["Created_Time"])
     chosen = zoho_id("Cases", 7)
     sandbox.faults.configure({"malformed": {"ids": [chosen], "kind": "bad_date"}})
-    only = [r for r in client.walk("Cases", "Subject,Created_Time") if r != clean.get(r.get("id"), {}) | {}]
-    assert [r["id"] for r in only if r["Created_Time"] != clean[r["id"]]["Created_Time"]] == [chosen]
+    dated = client.walk("Cases", "Subject,Created_Time")
+    assert [r["id"] for r in dated if r["Created_Time"] != clean[r["id"]]["Created_Time"]] == [chosen]
     sandbox.faults.reset()
     assert {r["id"]: r["Status"] for r in client.walk("Cases", "Status")} == {
         i: r["Status"] for i, r in clean.items()
@@ -651,6 +657,10 @@ def test_counters_find_the_busiest_window() -> None:
     assert counters.max_in_window(20) == {"POST /cgi/crm/v2/data/query": 5}  # 0, 5, 10, 19, 20
     assert counters.max_in_window(1) == {"POST /cgi/crm/v2/data/query": 2}
     assert counters.timestamps("POST /cgi/crm/v2/data/query")[0] == 1_000.0
+    clock.now = 1_045.0
+    assert counters.recent("POST /cgi/crm/v2/data/query", 20) == 2  # 41 and 42
+    assert counters.recent("POST /cgi/crm/v2/data/query", 3.5) == 1
+    assert counters.recent("GET /other", 20) == 0
 
 
 def test_cli_serves_prints_the_config_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:

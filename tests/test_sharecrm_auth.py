@@ -102,7 +102,11 @@ def test_token_is_renewed_inside_the_documented_window_not_before(time: FakeTime
     pull_contacts(adapter)
     assert len(calls_to(TOKEN_URL)) == 1
     time.advance(60)  # 6,660 s: inside the 6,650–7,200 s window where a new token is issued
-    responses.replace(responses.POST, TOKEN_URL, json={"errorCode": 0, "corpAccessToken": "NEW" * 8, "corpId": CORP, "expiresIn": 7200})
+    responses.replace(
+        responses.POST,
+        TOKEN_URL,
+        json={"errorCode": 0, "corpAccessToken": "NEW" * 8, "corpId": CORP, "expiresIn": 7200},
+    )
     pull_contacts(adapter)
     assert len(calls_to(TOKEN_URL)) == 2
     assert body_of(calls_to(QUERY_URL)[-1])["corpAccessToken"] == "NEW" * 8
@@ -127,10 +131,16 @@ def test_remaining_life_from_expires_in_is_respected(time: FakeTime) -> None:
 def test_20016_renews_once_and_retries_once(time: FakeTime) -> None:
     add_token()
     fake = serve(FakeObject(rows(2), api_name="ContactObj"))
-    fake.before = lambda n: failure(20016, "the cropId,cropAccessToken or authorization is error") if n == 1 else None
+    fake.before = lambda n: (
+        failure(20016, "the cropId,cropAccessToken or authorization is error") if n == 1 else None
+    )
     cache = MemoryTokenCache()
     adapter = make_adapter(time, tokens=cache)
-    responses.replace(responses.POST, TOKEN_URL, json={"errorCode": 0, "corpAccessToken": TOKEN, "corpId": CORP, "expiresIn": 7200})
+    responses.replace(
+        responses.POST,
+        TOKEN_URL,
+        json={"errorCode": 0, "corpAccessToken": TOKEN, "corpId": CORP, "expiresIn": 7200},
+    )
     add_token("RENEWED" * 4)
     assert len(pull_contacts(adapter)) == 2
     assert len(calls_to(TOKEN_URL)) == 2
@@ -155,12 +165,26 @@ def test_a_second_20016_is_an_auth_error_without_secrets(time: FakeTime) -> None
 def test_renewal_reuses_a_token_another_process_stored_meanwhile(time: FakeTime) -> None:
     """20016 on token A, but the shared cache already holds B (another process renewed): no new call."""
     cache = MemoryTokenCache()
-    cache.put("clinic_fx", CachedToken(TOKEN, time.now + timedelta(hours=2), {"corp_id": CORP, "lifetime_s": 7200, "minted_by": f"{BASE}|FSAID_131abc"}))
+    cache.put(
+        "clinic_fx",
+        CachedToken(
+            TOKEN,
+            time.now + timedelta(hours=2),
+            {"corp_id": CORP, "lifetime_s": 7200, "minted_by": f"{BASE}|FSAID_131abc"},
+        ),
+    )
     fake = serve(FakeObject(rows(1), api_name="ContactObj"))
 
     def other_process_renews(n: int) -> dict[str, Any] | None:
         if n == 1:
-            cache.put("clinic_fx", CachedToken("B" * 32, time.now + timedelta(hours=2), {"corp_id": CORP, "lifetime_s": 7200, "minted_by": f"{BASE}|FSAID_131abc"}))
+            cache.put(
+                "clinic_fx",
+                CachedToken(
+                    "B" * 32,
+                    time.now + timedelta(hours=2),
+                    {"corp_id": CORP, "lifetime_s": 7200, "minted_by": f"{BASE}|FSAID_131abc"},
+                ),
+            )
             return failure(20016)
         return None
 
@@ -209,7 +233,14 @@ def test_a_token_minted_for_another_app_or_host_is_not_reused(time: FakeTime) ->
     add_token()
     serve(FakeObject(rows(1), api_name="ContactObj"))
     cache = MemoryTokenCache()
-    cache.put("clinic_fx", CachedToken("OTHER" * 6, time.now + timedelta(hours=2), {"corp_id": CORP, "minted_by": "https://open-hws.fxiaoke.com|FSAID_x"}))
+    cache.put(
+        "clinic_fx",
+        CachedToken(
+            "OTHER" * 6,
+            time.now + timedelta(hours=2),
+            {"corp_id": CORP, "minted_by": "https://open-hws.fxiaoke.com|FSAID_x"},
+        ),
+    )
     pull_contacts(make_adapter(time, tokens=cache))
     assert len(calls_to(TOKEN_URL)) == 1
 
@@ -217,8 +248,8 @@ def test_a_token_minted_for_another_app_or_host_is_not_reused(time: FakeTime) ->
 @pytest.mark.parametrize(
     ("code", "zh", "en"),
     [
-        (10006, "app_secret", "appSecret is wrong"),
-        (20006, "app_secret", "appSecret is wrong"),
+        (10006, "app_secret", "app_secret is wrong"),
+        (20006, "app_secret", "app_secret is wrong"),
         (20015, "永久授权码", "permanent_code is wrong"),
     ],
 )
@@ -240,7 +271,16 @@ def test_operator_is_resolved_by_mobile_once(time: FakeTime) -> None:
     add_token()
     responses.post(
         MOBILE_URL,
-        json=envelope(empList=[{"openUserId": "FSUID_" + "A" * 32, "name": "李四", "mobile": "13800000000", "status": "NORMAL"}]),
+        json=envelope(
+            empList=[
+                {
+                    "openUserId": "FSUID_" + "A" * 32,
+                    "name": "李四",
+                    "mobile": "13800000000",
+                    "status": "NORMAL",
+                }
+            ]
+        ),
     )
     serve(FakeObject(rows(1), api_name="ContactObj"))
     adapter = make_adapter(time, operator_mobile="13800000000")
@@ -277,7 +317,9 @@ def test_check_reports_token_operator_and_a_probe_read(time: FakeTime) -> None:
 @responses.activate
 def test_check_fails_cleanly_on_a_bad_operator(time: FakeTime) -> None:
     add_token()
-    serve(FakeObject(rows(1), api_name="ContactObj")).before = lambda n: failure(20012, "openUserId not found")
+    serve(FakeObject(rows(1), api_name="ContactObj")).before = lambda n: failure(
+        20012, "openUserId not found"
+    )
     result = make_adapter(time).check()
     assert not result.ok
     assert "20012" in result.detail and "CRM管理员" in result.detail and "CRM administrator" in result.detail
@@ -294,8 +336,12 @@ def test_options_need_exactly_one_operator_and_the_api_host() -> None:
     with pytest.raises(ValidationError, match="exactly one"):
         ShareCrmOptions.model_validate({**base, "operator_open_user_id": OPERATOR, "operator_mobile": "1"})
     with pytest.raises(ValidationError, match="not the API"):
-        ShareCrmOptions.model_validate({**base, "operator_mobile": "1", "base_url": "https://www.fxiaoke.com"})
-    parsed = ShareCrmOptions.model_validate({**base, "operator_mobile": "1", "base_url": "http://127.0.0.1:8080/"})
+        ShareCrmOptions.model_validate(
+            {**base, "operator_mobile": "1", "base_url": "https://www.fxiaoke.com"}
+        )
+    parsed = ShareCrmOptions.model_validate(
+        {**base, "operator_mobile": "1", "base_url": "http://127.0.0.1:8080/"}
+    )
     assert parsed.base_url == "http://127.0.0.1:8080"
     assert "***" in repr(parsed) or "SecretStr" in repr(parsed)
     assert "s" not in json.dumps(parsed.model_dump(mode="json")["app_secret"]).strip('"*')

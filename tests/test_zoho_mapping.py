@@ -205,7 +205,7 @@ def test_task_becomes_a_follow_up_due_by_the_end_of_its_local_day() -> None:
         "5725767000000700001",
         OWNER["id"],
     )
-    assert (row["status"], row["kind"], row["completed_at"]) == ("planned", "revisit", None)
+    assert (row["status"], row["kind"], row["completed_at"]) == ("planned", None, None)
 
 
 def test_completed_task_and_a_task_about_something_else() -> None:
@@ -220,6 +220,13 @@ def test_completed_task_and_a_task_about_something_else() -> None:
     )
     assert row["status"] == "done" and row["completed_at"] == datetime(2024, 5, 2, 7, 0, tzinfo=UTC)
     assert row["ticket_id"] is None and row["outcome"] == "患者恢复良好"
+
+
+@pytest.mark.parametrize(
+    ("kind", "canonical"), [("Revisit", "revisit"), ("回电", "callback"), ("Satisfaction survey", "other")]
+)
+def test_follow_up_kind_from_the_optional_custom_field(kind: str, canonical: str) -> None:
+    assert apply("follow_ups", task(Follow_Up_Type=kind))["kind"] == canonical
 
 
 @pytest.mark.parametrize(

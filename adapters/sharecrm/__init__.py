@@ -10,6 +10,8 @@ from adapters.sharecrm.adapter import ShareCrmAdapter
 from adapters.sharecrm.options import ShareCrmOptions
 from connector.adapter import AdapterKind, register
 
-register("sharecrm", AdapterKind(factory=ShareCrmAdapter, options=ShareCrmOptions, bundled_mapping="sharecrm.toml"))
+register(
+    "sharecrm", AdapterKind(factory=ShareCrmAdapter, options=ShareCrmOptions, bundled_mapping="sharecrm.toml")
+)
 
 __all__ = ["ShareCrmAdapter", "ShareCrmOptions"]

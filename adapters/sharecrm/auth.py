@@ -122,9 +122,7 @@ class CorpTokenAuth:
         if self._operator is None:
             mobile = self._options.operator_mobile
             assert mobile is not None  # the options model requires one of the two
-            request = ApiRequest(
-                "POST", self._options.base_url + BY_MOBILE_PATH, json={"mobile": mobile}
-            )
+            request = ApiRequest("POST", self._options.base_url + BY_MOBILE_PATH, json={"mobile": mobile})
             body = self._transport.send(request, classify=classify, auth=self).body
             employees = body.get("empList") or []
             found = next((e.get("openUserId") for e in employees if e.get("openUserId")), None)
@@ -150,7 +148,9 @@ def _classify_token(reply: Reply) -> Verdict:
     """The token reply is a bare envelope; a success without a token is a gateway fault, not a token."""
     verdict = classify(reply)
     if verdict.decision is Decision.REFRESH_THEN_RETRY:  # no token to renew on the token call itself
-        return Verdict(Decision.FATAL, verdict.code, verdict.message, verdict.details, hint=verdict.hint, auth=True)
+        return Verdict(
+            Decision.FATAL, verdict.code, verdict.message, verdict.details, hint=verdict.hint, auth=True
+        )
     if verdict.decision is Decision.OK:
         body = reply.body
         if not body.get("corpAccessToken") or not body.get("corpId"):

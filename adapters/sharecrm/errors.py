@@ -57,13 +57,15 @@ MESSAGES = {
         "en": "the tenant has bought no Open API resource pack (no call quota): buy one in the admin console",
     },
     "permission": {
-        "zh": "应用或操作人没有权限：请启用该自建应用、开通所需API权限、检查IP白名单，并确认操作人是CRM管理员",
+        "zh": "应用或操作人没有权限：请启用该自建应用、开通所需API权限、检查IP白名单，"
+        "并确认操作人是CRM管理员",
         "en": "the app or the operator lacks a permission: enable the self-built app, grant its API "
         "permissions, check the IP whitelist, and make the operator a CRM administrator",
     },
     "corp": {
         "zh": "企业身份（corpId）无效：请检查 base_url 是否为本企业所在的云（如 open.fxiaoke.com）",
-        "en": "the corpId was not accepted: check that base_url is the tenant's cloud (e.g. open.fxiaoke.com)",
+        "en": "the corpId was not accepted: check that base_url is the tenant's cloud "
+        "(e.g. open.fxiaoke.com)",
     },
     "bad_request": {
         "zh": "请求参数无效：请用 object/describe 核对映射文件中的对象和字段API名称",
@@ -80,7 +82,8 @@ MESSAGES = {
         "this is a bug; please report it",
     },
     "wrong_host": {
-        "zh": "该地址不是纷享销客开放平台API：请把 base_url 设为 https://open.fxiaoke.com 或本企业所在云的地址",
+        "zh": "该地址不是纷享销客开放平台API：请把 base_url 设为 https://open.fxiaoke.com "
+        "或本企业所在云的地址",
         "en": "this address is not the ShareCRM open API: set base_url to https://open.fxiaoke.com or "
         "the tenant's cloud",
     },
@@ -139,7 +142,13 @@ class QuotaExhausted(FatalApiError):
 
     def __init__(self, resets_at: datetime, trace_id: str | None) -> None:
         reset = resets_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M %Z")
-        super().__init__(str(QUOTA_CODE), "daily quota exhausted", {"traceId": trace_id}, 200, text=both("quota", reset=reset))
+        super().__init__(
+            str(QUOTA_CODE),
+            "daily quota exhausted",
+            {"traceId": trace_id},
+            200,
+            text=both("quota", reset=reset),
+        )
         self.resets_at = resets_at
 
 
@@ -181,7 +190,9 @@ def classify(reply: Reply) -> Verdict:
     details = {"traceId": trace_id} if trace_id else None
     text = str(code)
     if code in TOKEN_CODES:
-        return Verdict(Decision.REFRESH_THEN_RETRY, text, message, details, hint=both("credentials"), auth=True)
+        return Verdict(
+            Decision.REFRESH_THEN_RETRY, text, message, details, hint=both("credentials"), auth=True
+        )
     if code in RATE_CODES:
         return Verdict(Decision.RATE_LIMITED, text, message, details)
     if code in RETRY_CODES:

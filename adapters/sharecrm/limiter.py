@@ -84,7 +84,9 @@ class LimitedSession(requests.Session):
         super().__init__()
         self.limiter = limiter
 
-    def request(self, method: str | bytes, url: str | bytes, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: object, **kwargs: object
+    ) -> requests.Response:  # type: ignore[override]
         endpoint = requests.utils.urlparse(url if isinstance(url, str) else url.decode()).path
         self.limiter.acquire(endpoint)
         try:

@@ -40,7 +40,8 @@ class ShareCrmWrite(BaseModel):
     )
     key_fields: list[str] = Field(
         default_factory=lambda: ["field_employee__c", "field_period__c"],
-        description="Fields that identify a record of `object`: an upsert queries them, then updates or creates.",
+        description="Fields that identify a record of `object`: an upsert queries them, then "
+        "updates or creates.",
     )
     employee_fields: list[str] = Field(
         default_factory=lambda: ["owner", "field_employee__c"],
@@ -78,7 +79,9 @@ class ShareCrmOptions(BaseModel):
     overlap_s: int = Field(
         600, ge=0, description="Re-read window before the last run's start time (late commits, clock skew)."
     )
-    page_size: int = Field(MAX_PAGE, ge=1, le=MAX_PAGE, description="Records per query (ShareCRM caps at 100).")
+    page_size: int = Field(
+        MAX_PAGE, ge=1, le=MAX_PAGE, description="Records per query (ShareCRM caps at 100)."
+    )
     id_scan_interval_hours: float = Field(
         24.0,
         ge=0,

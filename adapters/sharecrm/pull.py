@@ -11,7 +11,9 @@ than the limit is the last one (``total`` is 0 with totals off, so it is never a
     {"since_ms": W}                                            a finished run
 
 ``S`` is the watermark the run reads from (``null`` on a first sync), ``W`` the time the run
-started (the server's ``Date`` if it sends one, else the injected clock). A run resumed after a
+started: the injected clock, or the server's ``Date`` on the first reply when that is earlier (a
+connector clock running ahead of the server's must not move the watermark past changes the server
+stamped earlier; one running behind only makes the next run re-read a little). A run resumed after a
 crash keeps ``S`` and ``W`` and continues after ``last_id``; a finished run makes ``W`` the next
 ``S``. Rows changed during a run behind the ``_id`` cursor are therefore read by the next run, never
 skipped; rows read twice are absorbed by the idempotent upsert.
@@ -77,8 +79,9 @@ def query_pages(
     page_size: int,
     since_ms: int | None = None,
     after_id: str | None = None,
-) -> Iterator[tuple[list[dict[str, Any]], bool]]:
-    """``(rows, is_last)`` pages of ``api_name`` ordered by ``_id``, never using an offset."""
+) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+    """``(rows, after)`` pages of ``api_name`` ordered by ``_id``, never using an offset: ``after`` is
+    the ``_id`` the next page starts after, ``None`` on the last page."""
     last_id = after_id
     while True:
         filters: list[dict[str, Any]] = []
@@ -86,22 +89,26 @@ def query_pages(
             filters.append({"field_name": MODIFIED, "operator": "GTE", "field_values": [since_ms]})
         if last_id is not None:
             filters.append({"field_name": ID, "operator": "GT", "field_values": [last_id]})
-        envelope = client.post(data_path(api_name, "query"), query_body(api_name, projection, page_size, filters))
+        envelope = client.post(
+            data_path(api_name, "query"), query_body(api_name, projection, page_size, filters)
+        )
         data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
         rows = data.get("dataList") or []
         echoed = data.get("limit")
         # A gateway that silently caps the page size echoes the cap; a page is short against that.
         full = echoed if isinstance(echoed, int) and 0 < echoed < page_size else page_size
         if len(rows) < full:
-            yield rows, True
+            yield rows, None
             return
-        new_last = rows[-1].get(ID)
+        # A row without _id (a malformed record, left to the quarantine) cannot carry the cursor; the
+        # last row that has one can, and whatever follows it comes again on the next page.
+        new_last = next((str(row[ID]) for row in reversed(rows) if row.get(ID) is not None), None)
         if new_last is None:
-            raise FatalApiError("NO_ID", f"{api_name}: a query row has no _id; the _id cursor cannot move", status=200)
-        if str(new_last) == last_id:
+            raise FatalApiError("NO_ID", f"{api_name}: no row of a full page has an _id", status=200)
+        if new_last == last_id:
             raise FatalApiError("PAGINATION_LOOP", f"{api_name}: the _id filter was ignored", status=200)
-        yield rows, False
-        last_id = str(new_last)
+        yield rows, new_last
+        last_id = new_last
 
 
 def pull_records(
@@ -129,15 +136,16 @@ def pull_records(
     pages = query_pages(
         client, api_name, projection, page_size=page_size, since_ms=query_since, after_id=resume_after
     )
-    for rows, last in pages:
+    for rows, after in pages:
         if next_since is None:
-            next_since = epoch_ms(client.server_time or started)
+            server = client.server_time
+            next_since = epoch_ms(min(started, server) if server is not None else started)
         if seen_ids is not None:
             seen_ids.update(str(row[ID]) for row in rows if row.get(ID) is not None)
-        if last:
+        if after is None:
             page_cursor: Cursor = {"since_ms": next_since}
         else:
-            page_cursor = {"since_ms": since, "last_id": str(rows[-1][ID]), "next_since_ms": next_since}
+            page_cursor = {"since_ms": since, "last_id": after, "next_since_ms": next_since}
         spent, mark = client.api_calls - mark, client.api_calls
         yield Page(records=rows, cursor=page_cursor, api_calls=spent)
 
@@ -147,7 +155,9 @@ def _digest(record: dict[str, Any]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def pull_employees(client: ShareCrmClient, cursor: Cursor | None, clock: Callable[[], datetime]) -> Iterator[Page]:
+def pull_employees(
+    client: ShareCrmClient, cursor: Cursor | None, clock: Callable[[], datetime]
+) -> Iterator[Page]:
     """Every employee of the company (department 999999 with children) as one page.
 
     The directory has no modification time, so each record gets ``_version_ms``: when the connector
@@ -156,7 +166,9 @@ def pull_employees(client: ShareCrmClient, cursor: Cursor | None, clock: Callabl
     name of the main department, when the department list can be read.
     """
     mark = client.api_calls
-    users = client.post(USER_LIST_PATH, {"departmentId": WHOLE_COMPANY, "fetchChild": True}).get("userList") or []
+    users = (
+        client.post(USER_LIST_PATH, {"departmentId": WHOLE_COMPANY, "fetchChild": True}).get("userList") or []
+    )
     names = _department_names(client)
     known: dict[str, list[Any]] = (cursor or {}).get("versions") or {}
     now_ms = epoch_ms(clock())

@@ -72,11 +72,15 @@ class Writer:
         """Change the fields sent on the record ``record["_id"]``."""
         return self._guard(key, lambda: self._update(api_name, record, key))
 
-    def create(self, api_name: str, record: Mapping[str, Any], key: str, key_fields: Sequence[str]) -> PushResult:
+    def create(
+        self, api_name: str, record: Mapping[str, Any], key: str, key_fields: Sequence[str]
+    ) -> PushResult:
         """Create a record; ``key_fields`` (may be empty) let a create of unknown outcome be checked."""
         return self._guard(key, lambda: self._create(api_name, record, key, key_fields))
 
-    def upsert(self, api_name: str, record: Mapping[str, Any], key: str, key_fields: Sequence[str]) -> PushResult:
+    def upsert(
+        self, api_name: str, record: Mapping[str, Any], key: str, key_fields: Sequence[str]
+    ) -> PushResult:
         """Update the record whose ``key_fields`` match, or create it."""
 
         def run() -> PushResult:
@@ -103,7 +107,9 @@ class Writer:
         return [str(r[ID]) for r in rows if r.get(ID) and r.get("life_status") != "invalid"]
 
     def _object_data(self, api_name: str, record: Mapping[str, Any]) -> dict[str, Any]:
-        data = {name: crm_value(value, employee=name in self.employee_fields) for name, value in record.items()}
+        data = {
+            name: crm_value(value, employee=name in self.employee_fields) for name, value in record.items()
+        }
         data["dataObjectApiName"] = api_name
         return data
 
@@ -111,11 +117,16 @@ class Writer:
         record_id = record.get(ID)
         if not record_id:
             return PushResult(key, ok=False, code="MISSING_ID", message="an update needs the record's _id")
-        body = {"triggerWorkFlow": self.trigger_workflow, "data": {"object_data": self._object_data(api_name, record)}}
+        body = {
+            "triggerWorkFlow": self.trigger_workflow,
+            "data": {"object_data": self._object_data(api_name, record)},
+        }
         self.client.post(data_path(api_name, "update"), body)
         return PushResult(key, ok=True, remote_id=str(record_id), action="update", code="0")
 
-    def _create(self, api_name: str, record: Mapping[str, Any], key: str, key_fields: Sequence[str]) -> PushResult:
+    def _create(
+        self, api_name: str, record: Mapping[str, Any], key: str, key_fields: Sequence[str]
+    ) -> PushResult:
         body = {
             "triggerWorkFlow": self.trigger_workflow,
             "triggerApprovalFlow": self.trigger_workflow,
@@ -160,7 +171,7 @@ class Writer:
 
 
 def _created_id(envelope: Mapping[str, Any]) -> str | None:
-    """The new record's id: top-level ``dataId`` (documented), or inside ``data`` (custom-object replies vary)."""
+    """The new record's id: top-level ``dataId`` (documented), or inside ``data`` (custom replies vary)."""
     data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
     for value in (envelope.get("dataId"), data.get("dataId"), data.get(ID)):
         if value:

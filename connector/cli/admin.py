@@ -1,19 +1,29 @@
-"""Admin commands: ``init``, ``check``, ``status`` and ``db upgrade|current``."""
+"""Admin commands: ``init``, ``check``, ``status`` and ``db upgrade|current``.
+
+``status`` runs in its own process, apart from ``crm-connector run``: job health comes from
+``sync_runs`` and next run times are computed from ``[schedule]`` and the clock, never asked of a
+running scheduler.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import sqlalchemy as sa
 from rich.table import Table
 
 from connector.cli.context import AppContext, ExitCode
+from connector.health import job_health
 from connector.i18n import tr
 from connector.runtime import build_source
+from connector.scheduler import ScheduleError, next_run_times
 from connector.store.schema import quarantine, sync_runs, sync_state
+
+if TYPE_CHECKING:
+    from connector.config import Config
 
 MESSAGES = {
     "exists": {
@@ -49,6 +59,28 @@ MESSAGES = {
     "col_error": {"en": "Error", "zh": "错误"},
     "db_current": {"en": "Store revision: {rev} (head: {head})", "zh": "本地库版本：{rev}（最新：{head}）"},
     "db_upgraded": {"en": "Store upgraded to {rev}.", "zh": "本地库已升级到 {rev}。"},
+    "jobs_title": {"en": "Scheduled jobs (crm-connector run)", "zh": "定时任务（crm-connector run）"},
+    "col_job": {"en": "Job", "zh": "任务"},
+    "col_schedule": {"en": "Schedule", "zh": "定时计划"},
+    "col_last": {"en": "Last result", "zh": "最近结果"},
+    "col_last_success": {"en": "Last success", "zh": "最近成功"},
+    "col_failures": {"en": "Failures in a row", "zh": "连续失败"},
+    "col_next": {"en": "Next run", "zh": "下次运行"},
+    "after_sync": {"en": "after each sync", "zh": "每次同步后"},
+    "off": {"en": "off", "zh": "关闭"},
+    "never": {"en": "never", "zh": "从未"},
+    "failing_title": {"en": "Failing jobs:", "zh": "失败中的任务："},
+    "failing_line": {
+        "en": "  {job}: failed {count} time(s) in a row{unhealthy} — {error}",
+        "zh": "  {job}：连续失败 {count} 次{unhealthy} — {error}",
+    },
+    "unhealthy": {"en": " (health check failing)", "zh": "（健康检查不通过）"},
+    "success": {"en": "ok", "zh": "成功"},
+    "failed": {"en": "failed", "zh": "失败"},
+    "skipped": {"en": "skipped (busy elsewhere)", "zh": "跳过（他处运行中）"},
+    "stopped": {"en": "stopped", "zh": "已停止"},
+    "running": {"en": "running", "zh": "运行中"},
+    "partial": {"en": "partial", "zh": "部分成功"},
 }
 
 
@@ -111,7 +143,7 @@ def check(app: AppContext, source: str | None) -> None:
 def _last_runs(conn: sa.Connection) -> list[dict[str, Any]]:
     latest = (
         sa.select(sa.func.max(sync_runs.c.id))
-        .where(sync_runs.c.job == "sync")
+        .where(sync_runs.c.job == "sync", sync_runs.c.entity.is_not(None))
         .group_by(sync_runs.c.source, sync_runs.c.entity)
         .scalar_subquery()
     )
@@ -180,13 +212,104 @@ def _quarantine_summary(conn: sa.Connection) -> list[dict[str, Any]]:
     return summary
 
 
+def _schedule_of(config: Config, job: str, source: str | None) -> str:
+    schedule = config.schedule
+    if job != "sync":
+        return schedule.step_schedule(job)
+    own = schedule.sources.get(source or "")
+    return own.sync if own else schedule.sync
+
+
+def _jobs(app: AppContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every scheduled job's health and next run, and the failing ones."""
+    config = app.config
+    try:
+        next_runs = next_run_times(config, app.clock())
+    except ScheduleError as exc:
+        app.fail(f"{config.path}: {exc}", ExitCode.USAGE)
+    limit = config.schedule.unhealthy_after_failures
+    jobs = [
+        {
+            "key": health.key,
+            **health.as_dict(),
+            "schedule": _schedule_of(config, health.job, health.source),
+            "next_run": next_runs.get(health.key),
+        }
+        for health in job_health(app.store, config)
+    ]
+    failing = [
+        {
+            "key": job["key"],
+            "consecutive_failures": job["consecutive_failures"],
+            "unhealthy": job["consecutive_failures"] >= limit,
+            "last_error": job["last_error"],
+        }
+        for job in jobs
+        if job["consecutive_failures"]
+    ]
+    return jobs, failing
+
+
 def status_data(app: AppContext) -> dict[str, Any]:
+    jobs, failing = _jobs(app)
     with app.store.connect() as conn:
-        return {"runs": _last_runs(conn), "quarantine": _quarantine_summary(conn)}
+        return {
+            "runs": _last_runs(conn),
+            "quarantine": _quarantine_summary(conn),
+            "jobs": jobs,
+            "failing": failing,
+        }
+
+
+_STATUSES = ("success", "failed", "skipped", "stopped", "running", "partial")
+
+
+def _local(app: AppContext, when: Any) -> str:
+    return when.astimezone(app.config.clinic.tz).strftime("%Y-%m-%d %H:%M") if when else "-"
+
+
+def print_jobs(app: AppContext, data: dict[str, Any]) -> None:
+    lang = app.lang
+    table = Table(title=tr(MESSAGES, "jobs_title", lang))
+    for key in ("col_job", "col_schedule", "col_last", "col_last_success", "col_failures", "col_next"):
+        table.add_column(tr(MESSAGES, key, lang))
+    for job in data["jobs"]:
+        schedule = job["schedule"]
+        shown = tr(MESSAGES, schedule, lang) if schedule in ("after_sync", "off") else schedule
+        last = (
+            tr(MESSAGES, job["last_status"], lang) if job["last_status"] in _STATUSES else job["last_status"]
+        )
+        table.add_row(
+            job["key"],
+            shown,
+            last or tr(MESSAGES, "never", lang),
+            _local(app, job["last_success"]) if job["last_success"] else tr(MESSAGES, "never", lang),
+            str(job["consecutive_failures"]),
+            _local(app, job["next_run"]),
+        )
+    app.console.print(table)
+    if data["failing"]:
+        app.console.print(tr(MESSAGES, "failing_title", lang), style="bold red")
+        for job in data["failing"]:
+            unhealthy = tr(MESSAGES, "unhealthy", lang) if job["unhealthy"] else ""
+            app.console.print(
+                tr(
+                    MESSAGES,
+                    "failing_line",
+                    lang,
+                    job=job["key"],
+                    count=job["consecutive_failures"],
+                    unhealthy=unhealthy,
+                    error=(job["last_error"] or "-")[:200],
+                ),
+                markup=False,
+                highlight=False,
+            )
 
 
 def print_status(app: AppContext, data: dict[str, Any]) -> None:
     lang = app.lang
+    print_jobs(app, data)
     if not data["runs"]:
         app.console.print(tr(MESSAGES, "no_runs", lang))
     else:
@@ -222,7 +345,7 @@ def print_status(app: AppContext, data: dict[str, Any]) -> None:
 @click.command()
 @click.pass_obj
 def status(app: AppContext) -> None:
-    """Last run per source and entity, cursors, and the quarantine with reasons."""
+    """Scheduled jobs (last result, failures, next run), last sync per entity, cursors, quarantine."""
     data = status_data(app)
     app.emit(data, lambda: print_status(app, data))
 

@@ -58,10 +58,9 @@ class AppContext:
     def lang(self) -> str:
         if self.lang_override:
             return self.lang_override
-        try:
-            return self.config.clinic.language
-        except SystemExit:
-            return "en"
+        if not Path(self.config_path).exists():  # init, sandbox, demo run before any config exists
+            return "zh"
+        return self.config.clinic.language
 
     @cached_property
     def store(self) -> Store:

@@ -1,52 +1,89 @@
 """``crm-connector demo``: the whole pipeline that exists, on a fresh machine with no credentials.
 
-It writes a config into a work folder, points a ``jsonl`` source at the bundled sample clinic (a few
-hundred records per entity, some deliberately malformed), syncs it, and prints the sync summary and
-``status`` — so an admin sees the quarantine at work before touching a real CRM.
+It starts the built-in sandbox CRMs on 127.0.0.1 (each serving its own synthetic clinic, with a few
+deliberately malformed records), writes a config for them into a work folder, and runs the pipeline
+against it exactly as an admin would: sync every source into one store, then print the sync summary
+and ``status`` — so the quarantine is seen at work before a real CRM is touched.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC
 from importlib import resources
 from pathlib import Path
 
 import click
 
 from connector.cli.admin import print_status, status_data
-from connector.cli.context import AppContext
+from connector.cli.context import AppContext, ExitCode
 from connector.cli.sync_cmd import print_runs, run_sync
 from connector.i18n import tr
+from connector.sandbox import RunningSandbox, available_crms, create_app, generate_clinic, start_sandbox
 
 MESSAGES = {
     "intro": {
         "en": "Demo workspace: {workdir} (config {config}, store {store})",
         "zh": "演示目录：{workdir}（配置 {config}，本地库 {store}）",
     },
+    "sandbox": {
+        "en": "Sandbox {crm} CRM at {url}: {clinic}, {tickets} tickets, {malformed} malformed records",
+        "zh": "模拟 {crm} CRM：{url}，{clinic}，{tickets} 张工单，{malformed} 条异常记录",
+    },
     "step_sync": {
-        "en": "== Sync: bundled sample clinic (jsonl) ==",
-        "zh": "== 同步：内置示例卫生院数据（jsonl）==",
+        "en": "== Sync: every source into one store ==",
+        "zh": "== 同步：所有数据源写入同一本地库 ==",
     },
     "step_status": {"en": "== Status ==", "zh": "== 状态 =="},
+    "failed": {"en": "The demo's sync failed; see the errors above.", "zh": "演示同步失败，请查看上方错误。"},
 }
 
-DEMO_CONFIG = """\
-# Written by `crm-connector demo`. Safe to delete; it is recreated on each run.
+DEMO_SEEDS = {"zoho": 7, "sharecrm": 11}
+MALFORMED_SHARE = 0.01
+
+CONFIG_HEAD = """\
+# Written by `crm-connector demo`; recreated on each run. The sources point at sandbox CRMs that
+# the demo started on 127.0.0.1 and stopped again when it finished.
 [store]
 url = "sqlite:///demo.db"
 
 [clinic]
 timezone = "Asia/Shanghai"
 language = "{lang}"
-
-[sources.sample_clinic]
-kind = "jsonl"
-path = "sample-clinic"
 """
 
 
 def sample_clinic_folder() -> Path:
+    """The bundled sample clinic for the ``jsonl`` kind (see connector.sandbox.jsonl_export)."""
     return Path(str(resources.files("connector").joinpath("samples", "clinic")))
+
+
+@contextmanager
+def demo_sandboxes(app: AppContext, lang: str) -> Iterator[dict[str, RunningSandbox]]:
+    """One running sandbox per available CRM, each with its own clinic (two health centres)."""
+    now = app.clock().astimezone(UTC)
+    with ExitStack() as stack:
+        running = {}
+        for crm in available_crms():
+            clinic = generate_clinic(DEMO_SEEDS.get(crm, 1), "small", now=now)
+            sandbox = stack.enter_context(start_sandbox(create_app(crm, clinic)))
+            sandbox.faults.configure({"malformed": MALFORMED_SHARE})
+            running[crm] = sandbox
+            app.console.print(
+                tr(
+                    MESSAGES,
+                    "sandbox",
+                    lang,
+                    crm=crm,
+                    url=sandbox.base_url,
+                    clinic=clinic.name,
+                    tickets=len(clinic.tickets),
+                    malformed=f"{MALFORMED_SHARE:.0%}",
+                )
+            )
+        yield running
 
 
 @click.command()
@@ -59,23 +96,27 @@ def sample_clinic_folder() -> Path:
 )
 @click.pass_obj
 def demo(app: AppContext, workdir: Path) -> None:
-    """Run the whole pipeline against built-in sample data and print the results."""
-    lang = app.lang_override or "zh"
+    """Run the whole pipeline against built-in sandbox CRMs and print the results."""
+    lang = app.lang
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    shutil.copytree(sample_clinic_folder(), workdir / "sample-clinic")
     config_path = workdir / "connector.toml"
-    config_path.write_text(DEMO_CONFIG.format(lang=lang), encoding="utf-8")
-    app.config_path = str(config_path)
-    app.console.print(
-        tr(MESSAGES, "intro", lang, workdir=workdir, config=config_path, store=workdir / "demo.db")
-    )
-    app.console.print(tr(MESSAGES, "step_sync", lang))
-    runs = run_sync(app, None, (), full=False)
-    print_runs(app, runs)
-    app.console.print(tr(MESSAGES, "step_status", lang))
-    print_status(app, status_data(app))
+    with demo_sandboxes(app, lang) as sandboxes:
+        sections = [CONFIG_HEAD.format(lang=lang)]
+        sections += [s.app.config_snippet(s.base_url, f"{crm}_demo") for crm, s in sandboxes.items()]
+        config_path.write_text("\n".join(sections), encoding="utf-8")
+        app.config_path = str(config_path)
+        app.console.print(
+            tr(MESSAGES, "intro", lang, workdir=workdir, config=config_path, store=workdir / "demo.db")
+        )
+        app.console.print(tr(MESSAGES, "step_sync", lang))
+        runs = run_sync(app, None, (), full=False)
+        print_runs(app, runs)
+        app.console.print(tr(MESSAGES, "step_status", lang))
+        print_status(app, status_data(app))
+    if any(r.status != "success" for r in runs):
+        app.fail(tr(MESSAGES, "failed", lang), ExitCode.JOB_FAILED)
 
 
 COMMANDS = [demo]

@@ -36,6 +36,7 @@ from connector.alerts.settings import AlertSettings
 from connector.config.problems import did_you_mean, show
 from connector.i18n import Lang
 from connector.metrics.settings import ScorecardSettings
+from connector.schedule_settings import ScheduleSettings
 from connector.store.schema import SYNCED_ENTITIES
 
 SECTION_CONFIG = ConfigDict(extra="forbid", frozen=True)
@@ -260,6 +261,7 @@ class Config(BaseModel):
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
     _path: Path = PrivateAttr(default=Path("connector.toml"))
 

@@ -34,6 +34,10 @@ from connector.store.types import UTCDateTime
 from connector.ticket_history import RESOLVED_STATUSES
 
 RESOLVED = sorted(RESOLVED_STATUSES)
+_CLOCKED_COLUMNS = (
+    "source", "external_id", "owner_id", "category", "contact_id", "satisfaction", "created_at",
+    "status", "resolved_at", "updated_at", "first_response_at", "deleted_at",
+)  # fmt: skip
 
 
 def _cte(select: sa.Select, name: str) -> CTE:
@@ -45,192 +49,214 @@ def _typed_null() -> ColumnElement:
     return sa.cast(sa.null(), UTCDateTime())
 
 
-def _base(scope: Scope) -> CTE:
-    """Stage 1: the period's tickets with their key, clock start, mapped response and resolution."""
-    settings, t, as_of = scope.settings, tickets, at(scope.as_of)
-    frm, key_source, key_id = scope.agents.keyed(t, t.c.source, t.c.owner_id)
-    h = ticket_status_history.alias("h")
+def _history_marks(scope: Scope) -> sa.Subquery:
+    """Per ticket changed since the period began: reopened (0/1) and first time resolved.
 
-    def history(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
-        return sa.and_(
-            h.c.source == t.c.source, h.c.ticket_id == t.c.external_id, h.c.changed_at <= as_of, *conditions
-        )
-
-    current = sa.case((t.c.status.in_(RESOLVED), sa.func.coalesce(t.c.resolved_at, t.c.updated_at)))
-    resolved = current
-    if settings.resolution == "first":
-        first = sa.select(sa.func.min(h.c.changed_at)).where(history(h.c.to_status.in_(RESOLVED)))
-        resolved = least_of(first.scalar_subquery(), current)
-    reopened = sa.exists().where(history(h.c.from_status.in_(RESOLVED), h.c.to_status.not_in(RESOLVED)))
-    complaint = t.c.category == "complaint"
-    clock_start: ColumnElement = t.c.created_at
-    if settings.self_logged_clock == "second_contact":
-        c = calls.alias("patient_call")
-        second_contact = sa.select(sa.func.min(c.c.started_at)).where(
-            c.c.source == t.c.source,
-            c.c.contact_id == t.c.contact_id,
-            c.c.direction == "inbound",
-            c.c.deleted_at.is_(None),
-            c.c.started_at > t.c.created_at,
-            c.c.started_at <= as_of,
-        )
-        self_logged = sa.and_(complaint, t.c.channel.in_(settings.self_logged_channels))
-        clock_start = sa.case((self_logged, second_contact.scalar_subquery()), else_=t.c.created_at)
-    field = (
-        sa.case((t.c.first_response_at <= as_of, t.c.first_response_at))
-        if "field" in settings.response_sources
-        else _typed_null()
-    )
-    query = (
+    A ticket created in the period changes status only after it began, so one pass over the
+    history since then replaces a lookup per ticket.
+    """
+    h, as_of = ticket_status_history, at(scope.as_of)
+    reopen = sa.and_(h.c.from_status.in_(RESOLVED), h.c.to_status.not_in(RESOLVED))
+    return (
         sa.select(
-            t.c.source,
-            t.c.external_id,
-            t.c.owner_id,
-            key_source,
-            key_id,
-            t.c.category,
-            t.c.contact_id,
-            t.c.satisfaction,
-            t.c.created_at,
-            clock_start.label("clock_start"),
-            field.label("field_response"),
-            resolved.label("resolved_raw"),
-            sa.case((reopened, 1), else_=0).label("reopened"),
+            h.c.source,
+            h.c.ticket_id,
+            sa.func.max(sa.case((reopen, 1), else_=0)).label("reopened"),
+            sa.func.min(sa.case((h.c.to_status.in_(RESOLVED), h.c.changed_at))).label("first_resolved"),
         )
-        .select_from(frm)
-        .where(
-            scope.in_period(t.c.created_at),
-            t.c.created_at <= as_of,
-            t.c.deleted_at.is_(None),
-            t.c.owner_id.is_not(None),
-        )
+        .where(h.c.changed_at >= at(scope.start), h.c.changed_at <= as_of)
+        .group_by(h.c.source, h.c.ticket_id)
+        .subquery("sc_history")
     )
-    return _cte(query, "sc_tickets")
 
 
-def _candidates(scope: Scope, tk: CTE) -> tuple[CTE, list[str], list[str]]:
-    """Stage 2: each complaint's earliest call / follow-up per link (ticket, contact)."""
+def _period_tickets(scope: Scope) -> tuple[sa.FromClause, ColumnElement]:
+    """The tickets to read and their response clock start.
+
+    With ``second_contact`` the start is itself a lookup, materialized first so the response
+    lookups that compare against it do not repeat it.
+    """
+    settings, t, as_of = scope.settings, tickets, at(scope.as_of)
+    if settings.self_logged_clock == "created":
+        return t, t.c.created_at
+    c = calls.alias("patient_call")
+    second_contact = sa.select(sa.func.min(c.c.started_at)).where(
+        c.c.source == t.c.source,
+        c.c.contact_id == t.c.contact_id,
+        c.c.direction == "inbound",
+        c.c.deleted_at.is_(None),
+        c.c.started_at > t.c.created_at,
+        c.c.started_at <= as_of,
+    )
+    self_logged = sa.and_(t.c.category == "complaint", t.c.channel.in_(settings.self_logged_channels))
+    clock_start = sa.case((self_logged, second_contact.scalar_subquery()), else_=t.c.created_at)
+    needed = [t.c[name] for name in _CLOCKED_COLUMNS]
+    clocked = _cte(
+        sa.select(*needed, clock_start.label("clock_start")).where(_in_scope(scope, t)), "sc_clock"
+    )
+    return clocked, clocked.c.clock_start
+
+
+def _in_scope(scope: Scope, src: sa.FromClause) -> ColumnElement[bool]:
+    return sa.and_(
+        scope.in_period(src.c.created_at),
+        src.c.created_at <= at(scope.as_of),
+        src.c.deleted_at.is_(None),
+        src.c.owner_id.is_not(None),
+    )
+
+
+def _first_activity(
+    scope: Scope, src: sa.FromClause, clock_start: ColumnElement
+) -> tuple[list[ColumnElement], list[ColumnElement]]:
+    """Each complaint's earliest owned call / completed follow-up, per link (ticket, contact)."""
     sources, as_of = scope.settings.response_sources, at(scope.as_of)
-    columns: list[ColumnElement] = []
-    call_names: list[str] = []
-    activity_names: list[str] = []
-
-    def earliest(
-        table: sa.Table, time_column: str, link: str, value: ColumnElement, *extra: ColumnElement
-    ) -> None:
-        when = table.c[time_column]
-        found = sa.select(sa.func.min(when)).where(
-            table.c.source == tk.c.source,
-            table.c[link] == value,
-            table.c.owner_id == tk.c.owner_id,
-            table.c.deleted_at.is_(None),
-            when >= tk.c.clock_start,
-            when <= as_of,
-            *extra,
-        )
-        name = f"{table.name}_by_{link}"
-        columns.append(sa.case((tk.c.category == "complaint", found.scalar_subquery())).label(name))
-        activity_names.append(name)
-        if table is calls:
-            call_names.append(name)
-
-    for source, table, time_column, extra in (
+    found: list[ColumnElement] = []
+    by_call: list[ColumnElement] = []
+    lookups = (
         ("calls", calls, "started_at", sa.func.coalesce(calls.c.direction, "") != "missed"),
         ("follow_ups", follow_ups, "completed_at", sa.func.coalesce(follow_ups.c.status, "") != "cancelled"),
-    ):
-        if source in sources:
-            earliest(table, time_column, "ticket_id", tk.c.external_id, extra)
-            earliest(table, time_column, "contact_id", tk.c.contact_id, extra)
-    resolved = sa.case((tk.c.resolved_raw <= as_of, tk.c.resolved_raw)).label("resolved_at")
-    return _cte(sa.select(tk, resolved, *columns), "sc_ticket_candidates"), activity_names, call_names
-
-
-def _instants(scope: Scope, tr: CTE, activity_names: list[str], call_names: list[str]) -> CTE:
-    """Stage 3: the first response (and what it was) and the instants the clocks run between."""
-    as_of = at(scope.as_of)
-    field_ok = sa.case((tr.c.field_response >= tr.c.clock_start, tr.c.field_response))
-    activity = least_of(*(tr.c[n] for n in activity_names)) if activity_names else _typed_null()
-    first_response = sa.func.coalesce(field_ok, activity)
-    via_whens = [(field_ok.is_not(None), "field")]
-    if call_names:
-        via_whens.append((activity == least_of(*(tr.c[n] for n in call_names)), "call"))
-    via_whens.append((activity.is_not(None), "follow_up"))
-    query = sa.select(
-        *(tr.c[name] for name in ("source", "external_id", "key_source", "key_id", "category", "contact_id")),
-        *(tr.c[name] for name in ("satisfaction", "created_at", "clock_start", "resolved_at", "reopened")),
-        first_response.label("first_response_at"),
-        sa.case(*via_whens).label("response_via"),
-        epoch(tr.c.created_at).label("created_s"),
-        epoch(tr.c.clock_start).label("clock_start_s"),
-        epoch(sa.func.coalesce(first_response, as_of)).label("response_end_s"),
-        epoch(sa.func.coalesce(tr.c.resolved_at, as_of)).label("resolution_end_s"),
     )
-    return _cte(query, "sc_ticket_instants")
+    for name, table, time_column, answered in lookups:
+        if name not in sources:
+            continue
+        when = table.c[time_column]
+        for link, value in (("ticket_id", src.c.external_id), ("contact_id", src.c.contact_id)):
+            earliest = sa.select(sa.func.min(when)).where(
+                table.c.source == src.c.source,
+                table.c[link] == value,
+                table.c.owner_id == src.c.owner_id,
+                table.c.deleted_at.is_(None),
+                when >= clock_start,
+                when <= as_of,
+                answered,
+            )
+            column = sa.case((src.c.category == "complaint", earliest.scalar_subquery())).label(
+                f"{name}_by_{link}"
+            )
+            found.append(column)
+            if table is calls:
+                by_call.append(column)
+    return found, by_call
 
 
-def _elapsed(scope: Scope, te: CTE) -> CTE:
-    """Stage 4: raw elapsed seconds on each metric's clock, before pauses."""
-    settings = scope.settings
-    response = scope.elapsed(
-        settings.clock_for("first_response_within_sla"), te.c.clock_start_s, te.c.response_end_s
+def _lookups(scope: Scope) -> tuple[CTE, list[str], list[str]]:
+    """Stage 1: the period's tickets with everything that needs a lookup elsewhere."""
+    settings, as_of = scope.settings, at(scope.as_of)
+    src, clock_start = _period_tickets(scope)
+    marks = _history_marks(scope)
+    joined = src.outerjoin(
+        marks, sa.and_(marks.c.source == src.c.source, marks.c.ticket_id == src.c.external_id)
     )
-    resolution_clock = settings.clock_for("resolution_within_sla")
-    query = sa.select(
-        te,
-        sa.case((te.c.category == "complaint", response)).label("response_raw_s"),
-        scope.elapsed(resolution_clock, te.c.created_s, te.c.resolution_end_s).label("resolution_raw_s"),
-    )
-    if settings.clock_for("median_resolution_hours") != resolution_clock:
-        median_clock = settings.clock_for("median_resolution_hours")
-        query = query.add_columns(
-            scope.elapsed(median_clock, te.c.created_s, te.c.resolution_end_s).label("median_raw_s")
+    frm, key_source, key_id = scope.agents.keyed(joined, src.c.source, src.c.owner_id)
+    resolved_at = sa.func.coalesce(src.c.resolved_at, src.c.updated_at)
+    current = sa.case((sa.and_(src.c.status.in_(RESOLVED), resolved_at <= as_of), resolved_at))
+    field = src.c.first_response_at if "field" in settings.response_sources else _typed_null()
+    activity, by_call = _first_activity(scope, src, clock_start)
+    query = (
+        sa.select(
+            *(src.c[name] for name in ("source", "external_id", "category", "contact_id", "satisfaction")),
+            key_source,
+            key_id,
+            src.c.created_at,
+            clock_start.label("clock_start"),
+            sa.case((field <= as_of, field)).label("field_response"),
+            current.label("resolved_current"),
+            marks.c.first_resolved,
+            sa.func.coalesce(marks.c.reopened, 0).label("reopened"),
+            *activity,
         )
-    return _cte(query, "sc_ticket_elapsed")
+        .select_from(frm)
+        .where(_in_scope(scope, src))
+    )
+    return _cte(query, "sc_tickets"), [c.name for c in activity], [c.name for c in by_call]
 
 
-def _pauses(scope: Scope, tw: CTE) -> sa.Subquery:
-    """Seconds each ticket's clocks spent in a pause status, per window (response, resolution)."""
+def _judged(scope: Scope, tk: CTE, activity: list[str], by_call: list[str]) -> CTE:
+    """Stage 2: first response, resolution and the raw elapsed seconds on each metric's clock."""
+    settings, as_of = scope.settings, at(scope.as_of)
+    field_ok = sa.case((tk.c.field_response >= tk.c.clock_start, tk.c.field_response))
+    earliest = least_of(*(tk.c[n] for n in activity)) if activity else _typed_null()
+    first_response = sa.func.coalesce(field_ok, earliest)
+    via = [(field_ok.is_not(None), "field")]
+    if by_call:
+        via.append((earliest == least_of(*(tk.c[n] for n in by_call)), "call"))
+    via.append((earliest.is_not(None), "follow_up"))
+    resolved = tk.c.resolved_current
+    if settings.resolution == "first":
+        resolved = least_of(tk.c.first_resolved, tk.c.resolved_current)
+    complaint = tk.c.category == "complaint"
+    responds = sa.and_(complaint, tk.c.clock_start.is_not(None))
+    resolves = sa.or_(complaint, resolved.is_not(None))
+    instants = {
+        "clock_start_s": (responds, epoch(tk.c.clock_start)),
+        "response_end_s": (responds, epoch(sa.func.coalesce(first_response, as_of))),
+        "created_s": (resolves, epoch(tk.c.created_at)),
+        "resolution_end_s": (resolves, epoch(sa.func.coalesce(resolved, as_of))),
+    }
+
+    def elapsed(metric: ClockedMetric, start: str, end: str, when: ColumnElement[bool]) -> ColumnElement:
+        clock = settings.clock_for(metric)
+        return sa.case((when, scope.elapsed(clock, instants[start][1], instants[end][1])))
+
+    raw = [
+        elapsed("first_response_within_sla", "clock_start_s", "response_end_s", responds).label(
+            "response_raw_s"
+        ),
+        elapsed("resolution_within_sla", "created_s", "resolution_end_s", resolves).label("resolution_raw_s"),
+    ]
+    if settings.clock_for("median_resolution_hours") != settings.clock_for("resolution_within_sla"):
+        raw.append(
+            elapsed("median_resolution_hours", "created_s", "resolution_end_s", resolves).label(
+                "median_raw_s"
+            )
+        )
+    if settings.pause_statuses:  # pauses are clipped to these windows later
+        raw += [sa.case(when_value).label(name) for name, when_value in instants.items()]
+    query = sa.select(
+        *(tk.c[name] for name in ("source", "external_id", "key_source", "key_id", "category", "contact_id")),
+        *(tk.c[name] for name in ("satisfaction", "created_at", "clock_start", "reopened")),
+        first_response.label("first_response_at"),
+        sa.case(*via).label("response_via"),
+        resolved.label("resolved_at"),
+        *raw,
+    )
+    return _cte(query, "sc_tickets_judged")
+
+
+def _pauses(scope: Scope, tj: CTE) -> sa.Subquery:
+    """Seconds each ticket's clocks spent in a pause status, clipped to each clock's window."""
     settings, as_of = scope.settings, at(scope.as_of)
     h = ticket_status_history
+    order = {"partition_by": (h.c.source, h.c.ticket_id), "order_by": (h.c.changed_at, h.c.id)}
     spans = (
         sa.select(
             h.c.source,
             h.c.ticket_id,
             h.c.to_status,
             epoch(h.c.changed_at).label("pause_start"),
-            epoch(
-                sa.func.lead(h.c.changed_at).over(
-                    partition_by=(h.c.source, h.c.ticket_id), order_by=(h.c.changed_at, h.c.id)
-                )
-            ).label("pause_next"),
+            epoch(sa.func.lead(h.c.changed_at).over(**order)).label("pause_next"),
         )
-        .join(tw, sa.and_(h.c.source == tw.c.source, h.c.ticket_id == tw.c.external_id))
+        .join(tj, sa.and_(h.c.source == tj.c.source, h.c.ticket_id == tj.c.external_id))
         .where(h.c.changed_at <= as_of)
         .subquery("pause_spans")
     )
     pause_end = sa.func.coalesce(spans.c.pause_next, seconds(scope.as_of.timestamp()))
 
-    def overlap(clock_metric: ClockedMetric, lo: ColumnElement, hi: ColumnElement) -> ColumnElement:
+    def overlap(metric: ClockedMetric, lo: ColumnElement, hi: ColumnElement) -> ColumnElement:
         clipped = scope.elapsed(
-            settings.clock_for(clock_metric),
-            greatest_of(spans.c.pause_start, lo),
-            least_of(pause_end, hi),
+            settings.clock_for(metric), greatest_of(spans.c.pause_start, lo), least_of(pause_end, hi)
         )
-        return sa.func.sum(greatest_of(clipped, seconds(0.0)))
+        return sa.func.sum(sa.case((lo.is_not(None), greatest_of(clipped, seconds(0.0)))))
 
     columns = [
-        overlap("first_response_within_sla", tw.c.clock_start_s, tw.c.response_end_s).label(
-            "paused_response_s"
-        ),
-        overlap("resolution_within_sla", tw.c.created_s, tw.c.resolution_end_s).label("paused_resolution_s"),
+        overlap("first_response_within_sla", tj.c.clock_start_s, tj.c.response_end_s).label("response"),
+        overlap("resolution_within_sla", tj.c.created_s, tj.c.resolution_end_s).label("resolution"),
+        overlap("median_resolution_hours", tj.c.created_s, tj.c.resolution_end_s).label("median"),
     ]
-    if "median_raw_s" in tw.c:
-        columns.append(
-            overlap("median_resolution_hours", tw.c.created_s, tw.c.resolution_end_s).label("paused_median_s")
-        )
     return (
         sa.select(spans.c.source, spans.c.ticket_id, *columns)
-        .join(tw, sa.and_(spans.c.source == tw.c.source, spans.c.ticket_id == tw.c.external_id))
+        .join(tj, sa.and_(spans.c.source == tj.c.source, spans.c.ticket_id == tj.c.external_id))
         .where(spans.c.to_status.in_(settings.pause_statuses))
         .group_by(spans.c.source, spans.c.ticket_id)
         .subquery("sc_pauses")
@@ -242,51 +268,42 @@ def _state(net: ColumnElement, done: ColumnElement[bool], limit_hours: float) ->
     return sa.case((sa.and_(done, net <= limit), "met"), (net > limit, "breached"), else_="pending")
 
 
-def ticket_facts(scope: Scope) -> CTE:
+def ticket_facts(scope: Scope) -> sa.Subquery:
     """One row per ticket created in the period, with every judgement the ticket metrics use."""
     settings = scope.settings
-    tk = _base(scope)
-    tr, activity_names, call_names = _candidates(scope, tk)
-    tw = _elapsed(scope, _instants(scope, tr, activity_names, call_names))
-    frm: sa.FromClause = tw
-    paused = {"response": seconds(0.0), "resolution": seconds(0.0), "median": seconds(0.0)}
+    tj = _judged(scope, *_lookups(scope))
+    frm: sa.FromClause = tj
+    paused: dict[str, ColumnElement] = {name: seconds(0.0) for name in ("response", "resolution", "median")}
     if settings.pause_statuses:
-        pz = _pauses(scope, tw)
-        frm = tw.outerjoin(pz, sa.and_(pz.c.source == tw.c.source, pz.c.ticket_id == tw.c.external_id))
-        paused = {
-            "response": sa.func.coalesce(pz.c.paused_response_s, 0.0),
-            "resolution": sa.func.coalesce(pz.c.paused_resolution_s, 0.0),
-            "median": sa.func.coalesce(
-                pz.c.paused_median_s if "median_raw_s" in tw.c else pz.c.paused_resolution_s, 0.0
-            ),
-        }
-    response = tw.c.response_raw_s - paused["response"]
-    resolution = tw.c.resolution_raw_s - paused["resolution"]
-    median_base = tw.c.median_raw_s if "median_raw_s" in tw.c else tw.c.resolution_raw_s
-    complaint = tw.c.category == "complaint"
+        pz = _pauses(scope, tj)
+        frm = tj.outerjoin(pz, sa.and_(pz.c.source == tj.c.source, pz.c.ticket_id == tj.c.external_id))
+        paused = {name: sa.func.coalesce(pz.c[name], 0.0) for name in paused}
+    response = tj.c.response_raw_s - paused["response"]
+    resolution = tj.c.resolution_raw_s - paused["resolution"]
+    median_base = tj.c.median_raw_s if "median_raw_s" in tj.c else tj.c.resolution_raw_s
+    complaint = tj.c.category == "complaint"
     response_state = sa.case(
         (sa.not_(complaint), None),
-        (tw.c.clock_start.is_(None), "not_owed"),
-        else_=_state(response, tw.c.first_response_at.is_not(None), settings.response_limit_hours),
+        (tj.c.clock_start.is_(None), "not_owed"),
+        else_=_state(response, tj.c.first_response_at.is_not(None), settings.response_limit_hours),
     )
-    resolved = tw.c.resolved_at.is_not(None)
+    resolved = tj.c.resolved_at.is_not(None)
+    resolution_state = _state(resolution, resolved, settings.resolution_limit_hours)
     query = sa.select(
-        *(tw.c[name] for name in ("source", "external_id", "key_source", "key_id", "category", "contact_id")),
-        *(tw.c[name] for name in ("satisfaction", "created_at", "clock_start", "first_response_at")),
-        tw.c.response_via,
-        tw.c.resolved_at,
-        tw.c.reopened,
+        *(tj.c[name] for name in ("source", "external_id", "key_source", "key_id", "category", "contact_id")),
+        *(tj.c[name] for name in ("satisfaction", "created_at", "clock_start", "first_response_at")),
+        tj.c.response_via,
+        tj.c.resolved_at,
+        tj.c.reopened,
         (response / 3600.0).label("response_hours"),
         (paused["response"] / 3600.0).label("paused_response_hours"),
         response_state.label("response_state"),
         (resolution / 3600.0).label("resolution_elapsed_hours"),
         (paused["resolution"] / 3600.0).label("paused_resolution_hours"),
-        sa.case((complaint, _state(resolution, resolved, settings.resolution_limit_hours))).label(
-            "resolution_state"
-        ),
+        sa.case((complaint, resolution_state)).label("resolution_state"),
         sa.case((resolved, (median_base - paused["median"]) / 3600.0)).label("resolution_hours"),
     ).select_from(frm)
-    return _cte(query, "sc_ticket_facts")
+    return query.subquery("sc_ticket_facts")
 
 
 def ticket_totals(scope: Scope) -> sa.Select:

@@ -430,7 +430,7 @@ _COMMENTS = {
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Clinic:
     """The clinic's records and its clock. Sandboxes read it; ``advance`` and ``touch`` change it.
 
@@ -451,6 +451,10 @@ class Clinic:
     version: int = 0
     _gen: _Generator | None = field(default=None, repr=False)
     _advances: int = 0
+
+    def __repr__(self) -> str:  # the record lists would print for minutes
+        sizes = ", ".join(f"{entity}={len(self.records(entity))}" for entity in ENTITIES)
+        return f"Clinic(seed={self.seed}, name={self.name!r}, now={self.now.isoformat()}, {sizes})"
 
     def records(self, entity: str) -> list[Any]:
         """The live list of ``entity``'s records (tombstones included), indexed by key."""

@@ -19,8 +19,11 @@ stdlib only (``http.server``), bound to 127.0.0.1 by default, HTTP/1.1 keep-aliv
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import json
 import re
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -176,6 +179,13 @@ class Counters:
     def timestamps(self, endpoint: str) -> list[float]:
         with self._lock:
             return list(self._times.get(endpoint, ()))
+
+    def recent(self, endpoint: str, seconds: float) -> int:
+        """Calls to ``endpoint`` that arrived within the last ``seconds`` (the current call included):
+        what a CRM's per-endpoint rate limiter looks at before answering."""
+        with self._lock:
+            times = self._times.get(endpoint, [])
+            return len(times) - bisect.bisect_left(times, self._clock() - seconds)
 
     def events(self) -> dict[str, int]:
         with self._lock:
@@ -416,6 +426,26 @@ class _Server(ThreadingHTTPServer):
         self.dispatcher = dispatcher
         host, port = self.server_address[:2]
         self.base_url = f"http://{host}:{port}"
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End kept-alive connections too, so a stopped sandbox answers nobody (tests rely on it)."""
+        with self._connections_lock:
+            open_sockets = list(self._connections)
+        for sock in open_sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class RunningSandbox:
@@ -458,6 +488,7 @@ class RunningSandbox:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         self._thread.join()
 
 

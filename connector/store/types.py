@@ -23,20 +23,32 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _sqlite_text(value: datetime | None, _utc: Any = UTC, _combine: Any = datetime.combine) -> str | None:
+def _sqlite_text_processor() -> Callable[[datetime | None], str | None]:
     """UTC as SQLAlchemy's SQLite ``DATETIME`` stores it ("YYYY-MM-DD HH:MM:SS.ffffff").
 
     One fused step instead of SQLAlchemy's two (our conversion, then its %-formatting of a dict):
-    the bulk upsert binds several timestamps per row and this is most of its Python cost, hence the
-    inlined check and ``combine`` (a naive copy formats twice as fast as an aware one). The text
-    must stay byte-identical to SQLAlchemy's format, because SQLite compares these strings.
+    the bulk upsert binds several timestamps per row and this is most of its Python cost. Hence the
+    inlined checks, ``combine`` (a naive copy formats faster than an aware one) and a one-entry
+    memo: the upsert converts column by column and a batch shares one ``synced_at`` object. The
+    text must stay byte-identical to SQLAlchemy's format, because SQLite compares these strings.
     """
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        _to_utc(value)  # raises
-    utc = value.astimezone(_utc)
-    return _combine(utc.date(), utc.time()).isoformat(" ", "microseconds")
+    last: tuple[datetime | None, str | None] = (None, None)
+
+    def process(value: datetime | None, _utc: Any = UTC, _combine: Any = datetime.combine) -> str | None:
+        nonlocal last
+        seen = last  # one read of an immutable pair: safe when threads share the processor
+        if value is seen[0]:
+            return seen[1]
+        if value is None:
+            return None
+        utc = value
+        if value.tzinfo is not _utc:
+            utc = _to_utc(value)
+        text = _combine(utc.date(), utc.time()).isoformat(" ", "microseconds")
+        last = (value, text)
+        return text
+
+    return process
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -54,7 +66,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         if dialect.name == "sqlite":
-            return _sqlite_text
+            return _sqlite_text_processor()
         return super().bind_processor(dialect)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:

@@ -1,0 +1,381 @@
+"""The jobs ``crm-connector run`` schedules, as module-level functions of a :class:`JobEnv`.
+
+The chain is sync → metrics → alerts → push (:data:`STEPS` after sync, in order). Every run is one
+``sync_runs`` row whose ``job`` is the job's name; ``status`` is ``success``, ``failed``,
+``stopped`` (a stop request ended it cleanly) or ``skipped`` (the same work was under way in another
+process). A sync writes one row per source with ``entity`` NULL (the job's result for that source,
+counts summed) besides the engine's one row per entity.
+
+Overlap: a source is synced under the store lock ``sync:<source>``, so a scheduled sync, a manual
+``crm-connector sync`` and a second ``run`` process never work on one source at once; a scheduled
+sync that finds it taken is skipped. A step holds ``job:<name>`` and waits for it up to the misfire
+grace time: a run that starts later than that would have been dropped as missed anyway.
+
+A step that follows sync is one function and one :data:`STEPS` entry. The function records its own
+``sync_runs`` row (``job`` = its name), failed or not, and raises on failure; :func:`run_step` takes
+the lock and turns the exception into a failed :class:`JobOutcome`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from connector.alerts import run_alerts
+from connector.calendar import BusinessCalendar
+from connector.clock import Clock
+from connector.metrics import Period, compute_series, current_period, store_scorecards
+from connector.runtime import build_source
+from connector.schedule_settings import OFF
+from connector.store import LockBusy, Store, named_lock
+from connector.store.schema import sync_runs
+from connector.sync import EntityRun, PageCallback, RunCounts, sync_source
+
+if TYPE_CHECKING:
+    from connector.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class StopRequested(Exception):
+    """A wait was cut short because a stop was requested."""
+
+
+class StopSignal:
+    """A stop request (SIGTERM/SIGINT, or a test), asked by jobs between pages. Call it to ask."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def request(self) -> None:
+        self._event.set()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait like ``time.sleep``, but give up with :class:`StopRequested` when a stop comes in."""
+        if self._event.wait(seconds):
+            raise StopRequested
+
+    @contextmanager
+    def on_signals(self, then: Callable[[], None] | None = None) -> Iterator[None]:
+        """Turn SIGTERM/SIGINT into a stop request (then call ``then`` once), restoring the old handlers.
+
+        Only the main thread may install handlers; elsewhere this does nothing. The handler neither
+        logs nor prints: it may interrupt the main thread in the middle of writing to the same stream.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handle(_signum: int, _frame: FrameType | None) -> None:
+            first = not self()
+            self.request()
+            if first and then is not None:
+                then()
+
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+@dataclass
+class JobEnv:
+    """What every job needs. ``sleep``/``monotonic`` drive lock waits (tests inject fakes)."""
+
+    config: Config
+    store: Store
+    clock: Clock
+    stop: StopSignal = field(default_factory=StopSignal)
+    sleep: Callable[[float], None] | None = None  # None: stop-aware real sleep
+    monotonic: Callable[[], float] = time.monotonic
+
+    def pause(self, seconds: float) -> None:
+        (self.sleep or self.stop.sleep)(seconds)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """The result of one job run (for a sync: of one source, with its entity runs)."""
+
+    job: str
+    status: str  # success | failed | stopped | skipped
+    source: str | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    error: str | None = None
+    runs: tuple[EntityRun, ...] = ()
+    holder: str | None = None  # skipped: who held the lock, as the store recorded it
+
+    @property
+    def key(self) -> str:
+        return job_key(self.job, self.source)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "source": self.source,
+            "status": self.status,
+            "counts": dict(self.counts),
+            "error": self.error,
+            "holder": self.holder,
+        }
+
+
+Step = Callable[[JobEnv], JobOutcome]
+
+
+def job_key(job: str, source: str | None) -> str:
+    """How status and /healthz name a job: ``sync:<source>`` per source, else the job's name."""
+    return f"{job}:{source}" if source else job
+
+
+def scheduled_jobs(config: Config) -> list[tuple[str, str | None]]:
+    """(job, source) of everything ``run`` does: a sync per configured source, then each step."""
+    return [("sync", name) for name in config.sources] + [(step, None) for step in STEPS]
+
+
+def once_steps(config: Config) -> list[str]:
+    """The steps ``run --once`` chains after sync: all but those scheduled ``off``."""
+    return [step for step in STEPS if config.schedule.step_schedule(step) != OFF]
+
+
+# ---- sync_runs rows ---------------------------------------------------------------------------
+
+_COUNTS = tuple(asdict(RunCounts()))
+
+
+def record_start(store: Store, job: str, *, now: datetime, source: str | None = None) -> int:
+    """Insert a ``running`` row for a job run; :func:`record_finish` completes it."""
+    with store.begin() as conn:
+        return conn.execute(
+            sa.insert(sync_runs).values(
+                job=job, source=source, started_at=now, status="running", **dict.fromkeys(_COUNTS, 0)
+            )
+        ).inserted_primary_key[0]
+
+
+def record_finish(
+    store: Store, run_id: int, *, status: str, now: datetime, error: str | None = None, **counts: int
+) -> None:
+    with store.begin() as conn:
+        conn.execute(
+            sa.update(sync_runs)
+            .where(sync_runs.c.id == run_id)
+            .values(status=status, finished_at=now, error=error, **counts)
+        )
+
+
+def _record_now(env: JobEnv, job: str, source: str | None, status: str, error: str | None) -> None:
+    now = env.clock()
+    record_finish(
+        env.store, record_start(env.store, job, now=now, source=source), status=status, now=now, error=error
+    )
+
+
+def _skipped(env: JobEnv, job: str, source: str | None, busy: LockBusy) -> JobOutcome:
+    log.warning("%s skipped: %s", job_key(job, source), busy)
+    _record_now(env, job, source, "skipped", str(busy))
+    return JobOutcome(job, "skipped", source, error=str(busy), holder=busy.holder)
+
+
+def _stopped_waiting(env: JobEnv, job: str, source: str | None) -> JobOutcome:
+    log.info("%s stopped while waiting for its lock", job_key(job, source))
+    _record_now(env, job, source, "stopped", None)
+    return JobOutcome(job, "stopped", source)
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+# ---- sync -------------------------------------------------------------------------------------
+
+
+def _lock_source(
+    stack: ExitStack, env: JobEnv, name: str, wait: float, on_busy: Callable[[LockBusy], None] | None
+) -> None:
+    lock = f"sync:{name}"
+    try:
+        stack.enter_context(named_lock(env.store, lock, wait=False, now=env.clock))
+    except LockBusy as busy:
+        if wait <= 0:
+            raise
+        if on_busy is not None:
+            on_busy(busy)
+        stack.enter_context(
+            named_lock(env.store, lock, timeout=wait, sleep=env.pause, clock=env.monotonic, now=env.clock)
+        )
+
+
+def _overall(runs: Sequence[EntityRun]) -> str:
+    statuses = {run.status for run in runs}
+    return next((s for s in ("failed", "stopped") if s in statuses), "success")
+
+
+def sync_one(
+    env: JobEnv,
+    name: str,
+    *,
+    wait: float = 0.0,
+    entities: Sequence[str] | None = None,
+    full: bool = False,
+    on_page: PageCallback | None = None,
+    on_busy: Callable[[LockBusy], None] | None = None,
+) -> JobOutcome:
+    """Sync one source under its lock; ``wait`` seconds for a busy lock (0: skip at once)."""
+    with ExitStack() as stack:
+        try:
+            _lock_source(stack, env, name, wait, on_busy)
+        except LockBusy as busy:
+            return _skipped(env, "sync", name, busy)
+        except StopRequested:
+            return _stopped_waiting(env, "sync", name)
+        run_id = record_start(env.store, "sync", now=env.clock(), source=name)
+        try:
+            live = build_source(env.config, name, env.store, clock=env.clock)
+            runs = sync_source(
+                env.store,
+                name,
+                live.adapter,
+                live.mappings,
+                entities=entities,
+                full=full,
+                clock=env.clock,
+                on_page=on_page,
+                should_stop=env.stop,
+            )
+        except Exception as exc:  # the source could not even be set up (mapping file, adapter options)
+            log.warning("sync of %s failed: %s", name, exc)
+            record_finish(env.store, run_id, status="failed", now=env.clock(), error=_error(exc))
+            return JobOutcome("sync", "failed", name, error=_error(exc))
+        status = _overall(runs)
+        counts = {key: sum(getattr(run.counts, key) for run in runs) for key in _COUNTS}
+        error = "; ".join(f"{run.entity}: {run.error}" for run in runs if run.error) or None
+        record_finish(env.store, run_id, status=status, now=env.clock(), error=error, **counts)
+        log.info("sync of %s: %s, %d fetched", name, status, counts["fetched"])
+        return JobOutcome("sync", status, name, counts, error, tuple(runs))
+
+
+def sync_sources(env: JobEnv, names: Sequence[str] | None = None, **options: Any) -> list[JobOutcome]:
+    """Sync ``names`` (default: every configured source) one after another, until a stop request."""
+    outcomes = []
+    for name in env.config.sources if names is None else names:
+        if env.stop():
+            break
+        outcomes.append(sync_one(env, name, **options))
+    return outcomes
+
+
+# ---- steps ------------------------------------------------------------------------------------
+
+
+def periods_to_refresh(config: Config, now: datetime) -> list[Period]:
+    """The current period of each configured granularity, preceded by the previous one early in it."""
+    tz, schedule = config.clinic.tz, config.schedule
+    today = now.astimezone(tz).date()
+    periods: list[Period] = []
+    for granularity in schedule.metrics_periods:
+        current = current_period(now, granularity, tz)
+        if (today - current.first).days < schedule.recompute_previous_days:
+            periods.append(current.previous())
+        periods.append(current)
+    return periods
+
+
+def metrics(env: JobEnv) -> JobOutcome:
+    """Recompute and store the scorecards of :func:`periods_to_refresh` in one transaction.
+
+    In the ``sync_runs`` row, ``inserted`` counts the scorecards written.
+    """
+    config, now = env.config, env.clock()
+    run_id = record_start(env.store, "metrics", now=now)
+    try:
+        periods = periods_to_refresh(config, now)
+        calendar = BusinessCalendar.from_config(config.clinic.calendar, config.clinic.tz)
+        with env.store.begin() as conn:
+            series = compute_series(conn, config.scorecard, calendar, config.clinic.tz, periods, as_of=now)
+            stored = sum(
+                store_scorecards(conn, period, cards, computed_at=now)
+                for period, cards in zip(periods, series, strict=True)
+            )
+    except Exception as exc:
+        record_finish(env.store, run_id, status="failed", now=env.clock(), error=_error(exc))
+        raise
+    record_finish(env.store, run_id, status="success", now=env.clock(), inserted=stored)
+    return JobOutcome("metrics", "success", counts={"scorecards": stored, "periods": len(periods)})
+
+
+def alerts(env: JobEnv) -> JobOutcome:
+    """Evaluate the alert rules (:func:`connector.alerts.run_alerts` records the row)."""
+    result = run_alerts(env.store, env.config, now=env.clock())
+    counts = {
+        "opened": len(result.opened),
+        "escalated": len(result.escalated),
+        "resolved": len(result.resolved),
+        "open": len(result.open_alerts),
+    }
+    return JobOutcome("alerts", "success", counts=counts)
+
+
+#: The jobs that follow sync, in chain order.
+STEPS: dict[str, Step] = {"metrics": metrics, "alerts": alerts}
+
+
+def run_step(env: JobEnv, name: str) -> JobOutcome:
+    """Run one step under its ``job:<name>`` lock; never raises (the outcome says what happened)."""
+    grace = env.config.schedule.misfire_grace_seconds
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(
+                named_lock(
+                    env.store,
+                    f"job:{name}",
+                    timeout=grace,
+                    sleep=env.pause,
+                    clock=env.monotonic,
+                    now=env.clock,
+                )
+            )
+        except LockBusy as busy:
+            return _skipped(env, name, None, busy)
+        except StopRequested:
+            return _stopped_waiting(env, name, None)
+        try:
+            outcome = STEPS[name](env)
+        except Exception as exc:  # the step recorded its failed row before raising
+            log.warning("%s failed: %s", name, exc)
+            return JobOutcome(name, "failed", error=_error(exc))
+        log.info("%s: %s %s", name, outcome.status, dict(outcome.counts))
+        return outcome
+
+
+def run_chain(env: JobEnv, sources: Sequence[str] | None, steps: Sequence[str]) -> list[JobOutcome]:
+    """Sync ``sources`` (None: all), then run ``steps`` in order if at least one source synced.
+
+    The steps read the store, which every sync leaves consistent, so one failed source does not hold
+    back the others' alerts; a step's failure does not stop the next step either. Nothing new to
+    score (every source failed, was skipped or stopped) means no step runs.
+    """
+    outcomes = sync_sources(env, sources)
+    if outcomes and not any(outcome.status == "success" for outcome in outcomes):
+        log.info("no source synced; not running %s", ", ".join(steps) or "any step")
+        return outcomes
+    for step in steps:
+        if env.stop():
+            break
+        outcomes.append(run_step(env, step))
+    return outcomes
