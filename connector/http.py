@@ -46,6 +46,7 @@ from enum import Enum
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
 import requests
 import tenacity
 
@@ -392,12 +393,16 @@ class _SendState:
 
 
 def _parse_body(content: bytes) -> Any:
+    """JSON when the body is JSON (orjson: pages of 100–200 records are parsed on every call)."""
     if not content or not content.strip():
         return None
     try:
-        return json.loads(content)
-    except ValueError:
-        return content.decode("utf-8", errors="replace")
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        try:  # what orjson refuses but Python reads, e.g. integers beyond 64 bits
+            return json.loads(content)
+        except ValueError:
+            return content.decode("utf-8", errors="replace")
 
 
 def _failure(rs: tenacity.RetryCallState) -> _Retry:

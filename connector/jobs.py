@@ -34,7 +34,10 @@ import sqlalchemy as sa
 from connector.alerts import run_alerts
 from connector.calendar import BusinessCalendar
 from connector.clock import Clock
+from connector.delivery import deliver_alerts
 from connector.metrics import Period, compute_series, current_period, store_scorecards
+from connector.push import run_push
+from connector.push.run import record_push_run
 from connector.runtime import build_source
 from connector.schedule_settings import OFF
 from connector.store import LockBusy, Store, named_lock
@@ -320,19 +323,47 @@ def metrics(env: JobEnv) -> JobOutcome:
 
 
 def alerts(env: JobEnv) -> JobOutcome:
-    """Evaluate the alert rules (:func:`connector.alerts.run_alerts` records the row)."""
+    """Evaluate the alert rules (:func:`connector.alerts.run_alerts` records the row), then deliver
+    what is due (:func:`connector.delivery.deliver_alerts`; its failures wait in ``alert_deliveries``
+    for their retry and do not fail the step)."""
     result = run_alerts(env.store, env.config, now=env.clock())
+    delivery = deliver_alerts(env.store, env.config, clock=env.clock)
     counts = {
         "opened": len(result.opened),
         "escalated": len(result.escalated),
         "resolved": len(result.resolved),
         "open": len(result.open_alerts),
+        **delivery.counts(),
     }
     return JobOutcome("alerts", "success", counts=counts)
 
 
+def push(env: JobEnv) -> JobOutcome:
+    """Write changed scorecards into the CRMs (:func:`connector.push.run_push`) and record the run.
+
+    Failed records (or a CRM that could not be reached) make the run ``failed``; they are planned
+    again next run. In the ``sync_runs`` row, ``inserted``/``updated`` count the CRM's answers.
+    """
+    started = env.clock()
+    try:
+        report = run_push(env.store, env.config, clock=env.clock)
+    except Exception as exc:  # configuration: a [push] source or field map that cannot be used
+        record_finish(
+            env.store,
+            record_start(env.store, "push", now=started),
+            status="failed",
+            now=env.clock(),
+            error=_error(exc),
+        )
+        raise
+    record_push_run(env.store, report, started=started, finished=env.clock())
+    counts = {k: v for k, v in report.counts().items() if k != "failed_targets"}
+    error = "; ".join(report.errors()[:5]) or None
+    return JobOutcome("push", "success" if report.ok else "failed", counts=counts, error=error)
+
+
 #: The jobs that follow sync, in chain order.
-STEPS: dict[str, Step] = {"metrics": metrics, "alerts": alerts}
+STEPS: dict[str, Step] = {"metrics": metrics, "alerts": alerts, "push": push}
 
 
 def run_step(env: JobEnv, name: str) -> JobOutcome:

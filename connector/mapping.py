@@ -254,49 +254,100 @@ DATETIME_TRANSFORMS = frozenset({"iso_datetime", "epoch_ms", "local_date", "end_
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 
-def _fit(column: str, value: Any, sql_type: TypeEngine[Any]) -> Any:
-    """Check ``value`` against the store column it is bound for.
+Fitter = Callable[[str, Any], Any]
+
+
+def _fit_datetime(column: str, value: Any) -> Any:
+    if value is None or (type(value) is datetime and value.tzinfo is UTC):
+        return value
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    raise RecordError(column, value, "expected a date-time with a time zone")
+
+
+def _fit_bool(column: str, value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    raise RecordError(column, value, "expected true or false")
+
+
+def _fit_int(column: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecordError(column, value, "expected an integer")
+    if not _INT32_MIN <= value <= _INT32_MAX:  # PostgreSQL's INTEGER; SQLite would take it
+        raise RecordError(column, value, "integer out of range")
+    return value
+
+
+def _fit_float(column: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError(column, value, "expected a number")
+    try:
+        return float(value)
+    except OverflowError:
+        raise RecordError(column, value, "number out of range") from None
+
+
+def _text_fitter(length: int | None) -> Fitter:
+    def fit(column: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if type(value) is not str:
+            if isinstance(value, bool):
+                raise RecordError(column, value, "a boolean does not fit this column")
+            if not isinstance(value, int | float):
+                raise RecordError(column, value, "expected text")
+            value = str(value)  # CRM ids and codes often arrive as JSON numbers
+        if "\x00" in value:
+            raise RecordError(column, value, "text contains a NUL character")
+        if length is not None and len(value) > length:
+            raise RecordError(column, value, f"longer than the column's {length} characters")
+        return _storable_text(value)
+
+    return fit
+
+
+def _fitter(sql_type: TypeEngine[Any]) -> Fitter:
+    """The check for values bound for a store column of ``sql_type``, chosen once at load time.
 
     A value the store cannot take (a dict in a text column, a string in a time column, a name longer
     than the column, a NUL byte PostgreSQL refuses) would make the whole page's transaction fail on
     every run and wedge the sync; caught here, it only sends its record to the quarantine.
     """
-    if value is None:
-        return None
     if isinstance(sql_type, UTCDateTime):
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            return value.astimezone(UTC)
-        raise RecordError(column, value, "expected a date-time with a time zone")
+        return _fit_datetime
     if isinstance(sql_type, Boolean):
-        if isinstance(value, bool):
-            return value
-        raise RecordError(column, value, "expected true or false")
-    if isinstance(value, bool):
-        raise RecordError(column, value, "a boolean does not fit this column")
+        return _fit_bool
     if isinstance(sql_type, Integer):
-        if not isinstance(value, int):
-            raise RecordError(column, value, "expected an integer")
-        if not _INT32_MIN <= value <= _INT32_MAX:  # PostgreSQL's INTEGER; SQLite would take it
-            raise RecordError(column, value, "integer out of range")
-        return value
+        return _fit_int
     if isinstance(sql_type, Float):
-        if not isinstance(value, int | float):
-            raise RecordError(column, value, "expected a number")
-        try:
-            return float(value)
-        except OverflowError:
-            raise RecordError(column, value, "number out of range") from None
+        return _fit_float
     if isinstance(sql_type, String):
-        if isinstance(value, int | float):
-            value = str(value)  # CRM ids and codes often arrive as JSON numbers
-        if not isinstance(value, str):
-            raise RecordError(column, value, "expected text")
-        if "\x00" in value:
-            raise RecordError(column, value, "text contains a NUL character")
-        if sql_type.length is not None and len(value) > sql_type.length:
-            raise RecordError(column, value, f"longer than the column's {sql_type.length} characters")
-        return _storable_text(value)
+        return _text_fitter(sql_type.length)
     raise TypeError(f"no store type check for {sql_type!r}")  # a new column type needs a rule above
+
+
+Getter = Callable[[Any], Any]
+
+
+def _getter(steps: tuple[_Step, ...]) -> Getter:
+    """A reader for one path; plain key paths (the common case) become direct dict look-ups."""
+    if len(steps) == 1 and type(steps[0].key) is str and steps[0].select is None:
+        key = steps[0].key
+        return lambda record: record.get(key, _MISSING) if type(record) is dict else _resolve(record, steps)
+    if len(steps) == 2 and all(type(st.key) is str and st.select is None for st in steps):
+        outer, inner = steps[0].key, steps[1].key
+
+        def two_keys(record: Any) -> Any:
+            value = record.get(outer, _MISSING) if type(record) is dict else _MISSING
+            return value.get(inner, _MISSING) if type(value) is dict else _resolve(record, steps)
+
+        return two_keys
+    return lambda record: _resolve(record, steps)
 
 
 # ---- compiled mapping ----------------------------------------------------------------------------
@@ -325,22 +376,26 @@ class _Column:
     const: Any = _MISSING
     required: bool = False
     when: _Condition | None = None
+    getters: tuple[Getter, ...] = field(init=False, repr=False)
+    fit: Fitter = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Compiled once here because this runs for every column of every synced record.
+        object.__setattr__(self, "getters", tuple(_getter(steps) for steps in self.paths))
+        object.__setattr__(self, "fit", _fitter(self.sql_type))
 
     def value(self, record: Mapping[str, Any]) -> Any:
         """The column's value for ``record``, checked against the store column's type."""
-        return _fit(self.name, self._raw_value(record), self.sql_type)
-
-    def _raw_value(self, record: Mapping[str, Any]) -> Any:
         if self.const is not _MISSING:
-            return self.const
+            return self.fit(self.name, self.const)
         if self.when is not None and not self.when.holds(record):
             return None
         raw: Any = _MISSING
-        for steps in self.paths:
-            raw = _resolve(record, steps)
-            if not _empty(raw):
+        for get in self.getters:
+            raw = get(record)
+            if raw is not _MISSING and raw is not None and raw != "" and raw != []:
                 break
-        if _empty(raw):
+        else:
             if self.required:
                 raise RecordError(self.name, None, f"required field {' | '.join(self.path_texts)} is missing")
             return None
@@ -350,7 +405,7 @@ class _Column:
                 value = transform(value, ctx)
             except (ValueError, TypeError, OverflowError) as exc:
                 raise RecordError(self.name, raw, str(exc)) from None
-        return value
+        return self.fit(self.name, value)
 
 
 @dataclass(frozen=True)

@@ -114,5 +114,7 @@ class TruthCheck:
     def assert_equal(self) -> dict[str, int]:
         """Fail with the first mismatches of each entity; return how many records were compared."""
         problems, compared = self.mismatches()
-        assert not problems, {entity: [*lines[:5], f"… {len(lines)} in all"] for entity, lines in problems.items()}
+        assert not problems, {
+            entity: [*lines[:5], f"… {len(lines)} in all"] for entity, lines in problems.items()
+        }
         return compared

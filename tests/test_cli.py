@@ -148,7 +148,13 @@ def test_db_current_and_upgrade(tmp_path: Path, sqlite_url: str) -> None:
     assert code == 0 and json.loads(output) == {"revision": head, "head": head}
 
 
-def test_demo_prints_summary_and_quarantine(tmp_path: Path) -> None:
+def test_demo_syncs_both_sandbox_crms_into_one_store(tmp_path: Path) -> None:
     code, output = run("--lang", "en", "demo", "--workdir", str(tmp_path / "demo"))
     assert code == 0, output
-    assert "Sync summary" in output and "Quarantine" in output and "owner_id" in output
+    assert "Sync summary" in output and "zoho_demo" in output and "sharecrm_demo" in output
+    assert "Quarantine (records that could not be mapped)" in output and "Quarantine is empty" not in output
+    code, output = run("--config", str(tmp_path / "demo" / "connector.toml"), "--json", "status")
+    status = json.loads(output)
+    assert {r["source"] for r in status["runs"]} == {"zoho_demo", "sharecrm_demo"}
+    assert all(r["status"] == "success" for r in status["runs"])
+    assert sum(q["count"] for q in status["quarantine"]) > 0

@@ -58,48 +58,166 @@ class Rows:
         }
         self.pending.setdefault(table, []).append(row)
 
-    def agent(self, agent_id: str, name: str, *, source: str = "zoho", email: str | None = None,
-              phone: str | None = None, deleted: bool = False) -> None:
+    def agent(
+        self,
+        agent_id: str,
+        name: str,
+        *,
+        source: str = "zoho",
+        email: str | None = None,
+        phone: str | None = None,
+        deleted: bool = False,
+    ) -> None:
         self._add(agents, agent_id, source, deleted, name=name, email=email, phone=phone, active=True)
 
-    def ticket(self, ticket_id: str, owner: str, created: datetime, *, source: str = "zoho",
-               category: str = "consultation", contact: str | None = None, status: str = "open",
-               first_response: datetime | None = None, resolved: datetime | None = None,
-               satisfaction: int | None = None, channel: str = "online", deleted: bool = False,
-               updated: datetime | None = None) -> None:
-        self._add(tickets, ticket_id, source, deleted, owner_id=owner, created_at=created, category=category,
-                  contact_id=contact, status=status, first_response_at=first_response, resolved_at=resolved,
-                  satisfaction=satisfaction, channel=channel, updated_at=updated)
+    def ticket(
+        self,
+        ticket_id: str,
+        owner: str,
+        created: datetime,
+        *,
+        source: str = "zoho",
+        category: str = "consultation",
+        contact: str | None = None,
+        status: str = "open",
+        first_response: datetime | None = None,
+        resolved: datetime | None = None,
+        satisfaction: int | None = None,
+        channel: str = "online",
+        deleted: bool = False,
+        updated: datetime | None = None,
+    ) -> None:
+        self._add(
+            tickets,
+            ticket_id,
+            source,
+            deleted,
+            owner_id=owner,
+            created_at=created,
+            category=category,
+            contact_id=contact,
+            status=status,
+            first_response_at=first_response,
+            resolved_at=resolved,
+            satisfaction=satisfaction,
+            channel=channel,
+            updated_at=updated,
+        )
 
-    def call(self, call_id: str, owner: str, started: datetime, *, source: str = "zoho",
-             contact: str | None = None, ticket: str | None = None, direction: str = "outbound",
-             purpose: str = "other", duration: int | None = 60, deleted: bool = False) -> None:
-        self._add(calls, call_id, source, deleted, owner_id=owner, started_at=started, contact_id=contact,
-                  ticket_id=ticket, direction=direction, purpose=purpose, duration_s=duration)
+    def call(
+        self,
+        call_id: str,
+        owner: str,
+        started: datetime,
+        *,
+        source: str = "zoho",
+        contact: str | None = None,
+        ticket: str | None = None,
+        direction: str = "outbound",
+        purpose: str = "other",
+        duration: int | None = 60,
+        deleted: bool = False,
+    ) -> None:
+        self._add(
+            calls,
+            call_id,
+            source,
+            deleted,
+            owner_id=owner,
+            started_at=started,
+            contact_id=contact,
+            ticket_id=ticket,
+            direction=direction,
+            purpose=purpose,
+            duration_s=duration,
+        )
 
-    def follow_up(self, follow_up_id: str, owner: str, due: datetime | None, *, source: str = "zoho",
-                  completed: datetime | None = None, contact: str | None = None, ticket: str | None = None,
-                  status: str | None = None, deleted: bool = False) -> None:
+    def follow_up(
+        self,
+        follow_up_id: str,
+        owner: str,
+        due: datetime | None,
+        *,
+        source: str = "zoho",
+        completed: datetime | None = None,
+        contact: str | None = None,
+        ticket: str | None = None,
+        status: str | None = None,
+        deleted: bool = False,
+    ) -> None:
         status = status or ("done" if completed else "planned")
-        self._add(follow_ups, follow_up_id, source, deleted, owner_id=owner, due_at=due, completed_at=completed,
-                  contact_id=contact, ticket_id=ticket, status=status, kind="revisit")
+        self._add(
+            follow_ups,
+            follow_up_id,
+            source,
+            deleted,
+            owner_id=owner,
+            due_at=due,
+            completed_at=completed,
+            contact_id=contact,
+            ticket_id=ticket,
+            status=status,
+            kind="revisit",
+        )
 
-    def survey(self, survey_id: str, owner: str | None, submitted: datetime, score: int, *,
-               source: str = "zoho", ticket: str | None = None, deleted: bool = False) -> None:
-        self._add(surveys, survey_id, source, deleted, owner_id=owner, submitted_at=submitted, score=score,
-                  ticket_id=ticket)
+    def survey(
+        self,
+        survey_id: str,
+        owner: str | None,
+        submitted: datetime,
+        score: int,
+        *,
+        source: str = "zoho",
+        ticket: str | None = None,
+        deleted: bool = False,
+    ) -> None:
+        self._add(
+            surveys,
+            survey_id,
+            source,
+            deleted,
+            owner_id=owner,
+            submitted_at=submitted,
+            score=score,
+            ticket_id=ticket,
+        )
 
-    def assessment(self, assessment_id: str, agent: str, kind: str, score: float, assessed: datetime, *,
-                   source: str = "zoho", deleted: bool = False) -> None:
-        self._add(assessments, assessment_id, source, deleted, agent_id=agent, kind=kind, score=score,
-                  assessed_at=assessed)
+    def assessment(
+        self,
+        assessment_id: str,
+        agent: str,
+        kind: str,
+        score: float,
+        assessed: datetime,
+        *,
+        source: str = "zoho",
+        deleted: bool = False,
+    ) -> None:
+        self._add(
+            assessments,
+            assessment_id,
+            source,
+            deleted,
+            agent_id=agent,
+            kind=kind,
+            score=score,
+            assessed_at=assessed,
+        )
 
-    def status(self, ticket_id: str, from_status: str | None, to_status: str, at: datetime, *,
-               source: str = "zoho") -> None:
+    def status(
+        self, ticket_id: str, from_status: str | None, to_status: str, at: datetime, *, source: str = "zoho"
+    ) -> None:
         self._history_id += 1
         self.pending.setdefault(ticket_status_history, []).append(
-            {"id": self._history_id, "source": source, "ticket_id": ticket_id, "from_status": from_status,
-             "to_status": to_status, "changed_at": at, "observed_at": SYNCED}
+            {
+                "id": self._history_id,
+                "source": source,
+                "ticket_id": ticket_id,
+                "from_status": from_status,
+                "to_status": to_status,
+                "changed_at": at,
+                "observed_at": SYNCED,
+            }
         )
 
     def write(self, store: Store) -> None:

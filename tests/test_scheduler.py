@@ -26,7 +26,7 @@ from connector.cli import main
 from connector.cli.demo_cmd import sample_clinic_folder
 from connector.clock import fixed_clock
 from connector.config import Config, ConfigError, load_config
-from connector.jobs import JobEnv, StopRequested, run_chain, run_step, sync_one
+from connector.jobs import STEPS, JobEnv, StopRequested, run_chain, run_step, sync_one
 from connector.mapping import load_mapping
 from connector.scheduler import Daemon, cron_trigger, job_plan, next_run_times
 from connector.store import Store, named_lock, open_store
@@ -35,6 +35,7 @@ from connector.store.schema import scorecards, sync_runs, sync_state
 from connector.sync import sync_source
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+PUSH = ["push"] if "push" in STEPS else []  # the push step, once its package is in
 # Monday 2 November 2026, 10:07 in the clinic: early in the month, so October is recomputed too.
 NOW = datetime(2026, 11, 2, 10, 7, tzinfo=SHANGHAI)
 
@@ -83,14 +84,14 @@ def job_runs(store: Store) -> list[tuple[str, str | None, str]]:
 
 def test_jobs_registered_with_ids_triggers_and_options_in_clinic_tz(tmp_path: Path) -> None:
     schedule = (
-        '[schedule]\nsync = "0 8-18 * * 1-5"\nmetrics = "30 2 * * *"\nmisfire_grace_seconds = 120\n'
-        '[schedule.sources.b]\nsync = "*/5 * * * *"\n'
+        '[schedule]\nsync = "0 8-18 * * 1-5"\nmetrics = "30 2 * * *"\npush = "45 * * * *"\n'
+        'misfire_grace_seconds = 120\n[schedule.sources.b]\nsync = "*/5 * * * *"\n'
     )
     config = load_config(write_config(tmp_path, "sqlite://", schedule, sources=("a", "b", "c")))
     env = env_for(config, open_store("sqlite://"))
     jobs = {job.id: job for job in Daemon(env).jobs}
 
-    assert set(jobs) == {"sync", "sync:b", "metrics"}  # alerts chain to sync; push is not a job yet
+    assert set(jobs) == {"sync", "sync:b", "metrics", *PUSH}  # alerts are chained to sync
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 120
         assert job.trigger.timezone == SHANGHAI

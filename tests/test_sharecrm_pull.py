@@ -3,6 +3,7 @@ custom-object routing, employees, and deletions (invalidated rows, id scans)."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 from email.utils import format_datetime
@@ -322,3 +323,25 @@ def test_an_interrupted_full_pull_does_not_pose_as_a_complete_scan(time: FakeTim
 
 def test_employees_have_no_deletion_stream(time: FakeTime) -> None:
     assert list(make_adapter(time).deleted("agents", None)) == []
+
+
+@responses.activate
+def test_a_row_without_id_at_the_end_of_a_page_does_not_stop_or_skip(time: FakeTime) -> None:
+    add_token()
+    records = rows(250)
+    fake = FakeObject(records)
+
+    def hide_last_id(request: Any) -> tuple[int, dict[str, str], str]:
+        status, headers, text = fake(request)
+        body = json.loads(text)
+        page = body["data"]["dataList"]
+        if len(fake.bodies) == 1:
+            del page[-1]["_id"]  # a malformed record: the mapping will quarantine it
+        return status, headers, json.dumps(body)
+
+    responses.add_callback(responses.POST, QUERY_URL, callback=hide_last_id)
+    pages = list(make_adapter(time).pull("tickets", None))
+    assert filters_of(fake.bodies[1])["_id"] == ("GT", [records[98]["_id"]])  # the last id it had
+    read = [r.get("_id") for p in pages for r in p.records]
+    assert read.count(records[99]["_id"]) == 1 and read.count(None) == 1  # read again whole, nothing lost
+    assert {r["_id"] for r in records} <= set(read)

@@ -12,11 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import base as sqlite_types
 
 from connector.store import (
+    LockBusy,
     SqlTokenCache,
     Store,
     UpsertCounts,
     mark_deleted,
     mark_missing_deleted,
+    named_lock,
     open_store,
     upsert,
 )
@@ -232,6 +234,26 @@ def test_other_entities_and_empty_batches(store: Store) -> None:
         assert conn.execute(sa.text("SELECT name, active FROM agents")).one() == ("李医生", True)
 
 
+def test_float_column_accepts_ints_and_floats(store: Store) -> None:
+    rows = [
+        {"source": "exam", "external_id": f"e{i}", "agent_id": "u1", "kind": "knowledge", "score": score,
+         "assessed_at": T0, "assessor": None, "updated_at": T0, "deleted_at": None, "synced_at": SYNCED,
+         "raw": "{}"}
+        for i, score in enumerate([90, 87.5, None])
+    ]  # fmt: skip
+    assert write(store, rows, "assessments") == UpsertCounts(inserted=3)
+    with store.connect() as conn:
+        scores = conn.exec_driver_sql("SELECT score FROM assessments ORDER BY external_id").scalars().all()
+    assert scores == [90.0, 87.5, None]
+
+
+def test_upsert_joins_the_callers_transaction(store: Store) -> None:
+    with pytest.raises(RuntimeError, match="page failed"), store.begin() as conn:
+        assert upsert(conn, "tickets", [ticket("t1")]) == UpsertCounts(inserted=1)
+        raise RuntimeError("page failed")
+    assert write(store, [ticket("t1")]) == UpsertCounts(inserted=1)  # nothing was kept
+
+
 def test_sqlite_stores_sqlalchemy_datetime_text(sqlite_url: str) -> None:
     """The fast bind path writes exactly what SQLAlchemy's own DATETIME would: SQLite compares text."""
     store = open_store(sqlite_url)
@@ -297,8 +319,6 @@ def test_sql_token_cache(store: Store) -> None:
 
 
 def test_token_refresh_lock_excludes_a_second_refresher(store: Store) -> None:
-    from connector.store import LockBusy, named_lock
-
     cache = SqlTokenCache(store)
     with cache.refresh_lock("zoho"):
         with pytest.raises(LockBusy), named_lock(store, "token-refresh:zoho", wait=False):

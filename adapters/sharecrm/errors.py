@@ -24,7 +24,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connector.http import OK, Decision, FatalApiError, Reply, Verdict
+from connector.http import OK, Decision, Reply, TransportError, Verdict
 from connector.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -137,19 +137,20 @@ class ShareCrmSetupError(ValueError):
     """The source cannot work as configured (bad options, operator not found)."""
 
 
-class QuotaExhausted(FatalApiError):
-    """The tenant's daily quota (30002) is spent; nothing more can be read before ``resets_at``."""
+class QuotaExhausted(TransportError):
+    """The tenant's daily quota (30002) is spent: nothing more can be read before ``resets_at``.
+
+    Not a :class:`~connector.http.FatalApiError`: nothing is wrong with the request or the setup,
+    the run just has to end here and the next one resumes from the stored cursor.
+    """
+
+    code = str(QUOTA_CODE)
 
     def __init__(self, resets_at: datetime, trace_id: str | None) -> None:
         reset = resets_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M %Z")
-        super().__init__(
-            str(QUOTA_CODE),
-            "daily quota exhausted",
-            {"traceId": trace_id},
-            200,
-            text=both("quota", reset=reset),
-        )
+        super().__init__(both("quota", reset=reset))
         self.resets_at = resets_at
+        self.trace_id = trace_id
 
 
 def next_reset(now: datetime) -> datetime:

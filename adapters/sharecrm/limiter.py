@@ -19,6 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import requests
 
@@ -87,7 +88,7 @@ class LimitedSession(requests.Session):
     def request(
         self, method: str | bytes, url: str | bytes, *args: object, **kwargs: object
     ) -> requests.Response:  # type: ignore[override]
-        endpoint = requests.utils.urlparse(url if isinstance(url, str) else url.decode()).path
+        endpoint = urlsplit(url if isinstance(url, str) else url.decode()).path
         self.limiter.acquire(endpoint)
         try:
             return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]

@@ -35,7 +35,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.sharecrm.client import ShareCrmClient, data_path
-from adapters.sharecrm.errors import QuotaExhausted
 from connector.adapter import Cursor, DeletedPage, Page
 from connector.http import AuthError, FatalApiError
 
@@ -196,7 +195,7 @@ def _department_names(client: ShareCrmClient) -> dict[str, str]:
         body = client.post(DEPARTMENT_LIST_PATH, {})
     except FatalApiError as exc:
         refused = isinstance(exc.code, str) and exc.code.lstrip("-").isdigit()
-        if not refused or isinstance(exc, AuthError | QuotaExhausted):
+        if not refused or isinstance(exc, AuthError):
             raise
         log.warning("department names unavailable (errorCode %s); agents keep department ids", exc.code)
         return {}

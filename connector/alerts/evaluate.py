@@ -56,22 +56,20 @@ def evaluate_alerts(
         for rule in RULES:
             found.update((finding.fingerprint, finding) for finding in rule(conn, context))
         stored = _stored_alerts(conn, found)
-        result = _reconcile(conn, found, stored, now)
-        return EvaluationResult(*result, open_alerts=open_alerts(conn))
+        opened, escalated, resolved, changed = _reconcile(conn, found, stored, now)
+        # After reconciling, exactly the findings are open: changed rows as re-read, the rest as stored.
+        still_open = [changed.get(fp) or stored[fp] for fp in found]
+        return EvaluationResult(opened, escalated, resolved, sorted(still_open, key=_listing_order))
 
 
 def open_alerts(conn: sa.Connection) -> list[Alert]:
     """Every open alert, breaches first, then oldest first."""
-    query = (
-        _alert_select()
-        .where(alerts.c.resolved_at.is_(None))
-        .order_by(
-            sa.case({"breach": 0, "warning": 1}, value=alerts.c.severity, else_=2),
-            alerts.c.opened_at,
-            alerts.c.fingerprint,
-        )
-    )
-    return [_alert(row) for row in conn.execute(query)]
+    rows = conn.execute(_alert_select().where(alerts.c.resolved_at.is_(None)))
+    return sorted((_alert(row) for row in rows), key=_listing_order)
+
+
+def _listing_order(alert: Alert) -> tuple[int, datetime, str]:
+    return (-SEVERITY_RANK.get(alert.severity, 0), alert.opened_at, alert.fingerprint)
 
 
 @contextmanager
@@ -123,7 +121,8 @@ def _stored_alerts(conn: sa.Connection, found: dict[str, Finding]) -> dict[str, 
 
 def _reconcile(
     conn: sa.Connection, found: dict[str, Finding], stored: dict[str, Alert], now: datetime
-) -> tuple[list[Alert], list[Alert], list[Alert]]:
+) -> tuple[list[Alert], list[Alert], list[Alert], dict[str, Alert]]:
+    """Write the differences; return (opened, escalated, resolved) and every changed open alert."""
     new: list[Finding] = []
     reopen: list[dict[str, Any]] = []
     escalate: list[dict[str, Any]] = []
@@ -150,11 +149,13 @@ def _reconcile(
     for values in (reopen, escalate, refresh):
         _update(conn, values)
     _update(conn, [{"fp": alert.fingerprint, "resolved_at": now, "updated_at": now} for alert in resolve])
-    after = _by_fingerprint(conn, [f.fingerprint for f in new] + [v["fp"] for v in reopen + escalate])
+    after = _by_fingerprint(
+        conn, [f.fingerprint for f in new] + [v["fp"] for v in reopen + escalate + refresh]
+    )
     opened = [after[f.fingerprint] for f in new] + [after[v["fp"]] for v in reopen]
     escalated = [after[v["fp"]] for v in escalate]
     resolved = [replace(alert, resolved_at=now, updated_at=now) for alert in resolve]
-    return opened, escalated, resolved
+    return opened, escalated, resolved, after
 
 
 def _details(finding: Finding, reopened: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from rich.table import Table
 
 from connector.cli.context import AppContext, ExitCode
+from connector.delivery import failing_deliveries
 from connector.health import job_health
 from connector.i18n import tr
 from connector.runtime import build_source
@@ -81,6 +82,16 @@ MESSAGES = {
     "stopped": {"en": "stopped", "zh": "已停止"},
     "running": {"en": "running", "zh": "运行中"},
     "partial": {"en": "partial", "zh": "部分成功"},
+    "deliveries_title": {
+        "en": "Alert deliveries failing (still retried; see [delivery] failing_after):",
+        "zh": "预警推送失败（仍会重试；见 [delivery] failing_after）：",
+    },
+    "delivery_line": {
+        "en": "  {rule} → {channel} ({severity}, alert {fingerprint}): {attempts} attempts, "
+        "next {next} — {error}",
+        "zh": "  {rule} → {channel}（{severity}，预警 {fingerprint}）：已尝试 {attempts} 次，"
+        "下次 {next} — {error}",
+    },
 }
 
 
@@ -253,11 +264,13 @@ def _jobs(app: AppContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 def status_data(app: AppContext) -> dict[str, Any]:
     jobs, failing = _jobs(app)
     with app.store.connect() as conn:
+        deliveries = failing_deliveries(conn, min_attempts=app.config.delivery.failing_after)
         return {
             "runs": _last_runs(conn),
             "quarantine": _quarantine_summary(conn),
             "jobs": jobs,
             "failing": failing,
+            "failing_deliveries": [delivery.as_dict() for delivery in deliveries],
         }
 
 
@@ -307,9 +320,34 @@ def print_jobs(app: AppContext, data: dict[str, Any]) -> None:
             )
 
 
+def print_failing_deliveries(app: AppContext, data: dict[str, Any]) -> None:
+    lang = app.lang
+    if not data.get("failing_deliveries"):
+        return
+    app.console.print(tr(MESSAGES, "deliveries_title", lang), style="bold red")
+    for d in data["failing_deliveries"]:
+        app.console.print(
+            tr(
+                MESSAGES,
+                "delivery_line",
+                lang,
+                rule=d["rule"] or "-",
+                channel=d["channel"],
+                severity=d["severity"],
+                fingerprint=d["fingerprint"],
+                attempts=d["attempts"],
+                next=_local(app, d["next_attempt_at"]),
+                error=(d["last_error"] or "-")[:200],
+            ),
+            markup=False,
+            highlight=False,
+        )
+
+
 def print_status(app: AppContext, data: dict[str, Any]) -> None:
     lang = app.lang
     print_jobs(app, data)
+    print_failing_deliveries(app, data)
     if not data["runs"]:
         app.console.print(tr(MESSAGES, "no_runs", lang))
     else:

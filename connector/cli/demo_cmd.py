@@ -3,7 +3,9 @@
 It starts the built-in sandbox CRMs on 127.0.0.1 (each serving its own synthetic clinic, with a few
 deliberately malformed records), writes a config for them into a work folder, and runs the pipeline
 against it exactly as an admin would: sync every source into one store, then print the sync summary
-and ``status`` — so the quarantine is seen at work before a real CRM is touched.
+and ``status`` — so the quarantine is seen at work before a real CRM is touched — and finally push
+back: alerts delivered as CRM tasks and scorecards written into each sandbox CRM, with what each CRM
+then holds.
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ import click
 
 from connector.cli.admin import print_status, status_data
 from connector.cli.context import AppContext, ExitCode
+from connector.cli.push_cmd import print_push
 from connector.cli.sync_cmd import print_runs, run_sync
+from connector.delivery import deliver_alerts
 from connector.i18n import tr
+from connector.push import run_push
+from connector.push.run import record_push_run
 from connector.sandbox import RunningSandbox, available_crms, create_app, generate_clinic, start_sandbox
 
 MESSAGES = {
@@ -37,6 +43,20 @@ MESSAGES = {
         "zh": "== 同步：所有数据源写入同一本地库 ==",
     },
     "step_status": {"en": "== Status ==", "zh": "== 状态 =="},
+    "step_push": {
+        "en": "== Push back: alerts and scorecards into the CRMs ==",
+        "zh": "== 回写：预警与绩效考核表写入 CRM ==",
+    },
+    "delivered": {
+        "en": "Alerts: {delivered} delivered, {closed} closed, {delivery_failed} failed, "
+        "{delivery_deferred} waiting for the next run",
+        "zh": "预警：已送达 {delivered} 条，已关闭 {closed} 条，失败 {delivery_failed} 条，"
+        "{delivery_deferred} 条待下次运行",
+    },
+    "crm_holds": {
+        "en": "Sandbox {crm} CRM now holds, written by the connector: {held}",
+        "zh": "模拟 {crm} CRM 中由连接器写入的记录：{held}",
+    },
     "failed": {"en": "The demo's sync failed; see the errors above.", "zh": "演示同步失败，请查看上方错误。"},
 }
 
@@ -115,8 +135,30 @@ def demo(app: AppContext, workdir: Path) -> None:
         print_runs(app, runs)
         app.console.print(tr(MESSAGES, "step_status", lang))
         print_status(app, status_data(app))
-    if any(r.status != "success" for r in runs):
+        pushed = push_back(app, sandboxes)
+    if any(r.status != "success" for r in runs) or not pushed:
         app.fail(tr(MESSAGES, "failed", lang), ExitCode.JOB_FAILED)
+
+
+def push_back(app: AppContext, sandboxes: dict[str, RunningSandbox]) -> bool:
+    """The last step: alerts delivered and scorecards written into the sandbox CRMs, then what each
+    CRM now holds that the connector wrote. False if a write failed."""
+    lang = app.lang
+    app.console.print(tr(MESSAGES, "step_push", lang))
+    delivery = deliver_alerts(app.store, app.config, clock=app.clock)
+    app.console.print(tr(MESSAGES, "delivered", lang, **delivery.counts()))
+    for outcome in delivery.outcomes:
+        if outcome.error:
+            app.console.print(f"  {outcome.fingerprint} {outcome.channel}: {outcome.error}", markup=False)
+    started = app.clock()
+    report = run_push(app.store, app.config, clock=app.clock)
+    record_push_run(app.store, report, started=started, finished=app.clock())
+    print_push(app, report)
+    for crm, sandbox in sandboxes.items():
+        written = {name: n for name, n in sandbox.state().get("written", {}).items() if n}
+        held = ", ".join(f"{name} {n}" for name, n in written.items()) or "-"
+        app.console.print(tr(MESSAGES, "crm_holds", lang, crm=crm, held=held), markup=False)
+    return report.ok
 
 
 COMMANDS = [demo]

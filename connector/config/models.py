@@ -34,8 +34,10 @@ from sqlalchemy.exc import ArgumentError
 from connector.adapter import adapter_kinds
 from connector.alerts.settings import AlertSettings
 from connector.config.problems import did_you_mean, show
+from connector.delivery.settings import DeliverySettings
 from connector.i18n import Lang
 from connector.metrics.settings import ScorecardSettings
+from connector.push.settings import PushSettings
 from connector.schedule_settings import ScheduleSettings
 from connector.store.schema import SYNCED_ENTITIES
 
@@ -262,6 +264,8 @@ class Config(BaseModel):
     scorecard: ScorecardSettings = Field(default_factory=ScorecardSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
 
     _path: Path = PrivateAttr(default=Path("connector.toml"))
 

@@ -13,7 +13,6 @@ Public API (what the CLI, the alert rules and the push planner call):
 """
 
 from connector.metrics.definitions import CATEGORIES, METRICS
-from connector.metrics.engine import compute_scorecards, compute_series, store_scorecards
 from connector.metrics.explain import Evidence, Explanation, TicketSla, explain, ticket_sla
 from connector.metrics.model import GoalStatus, Scorecard
 from connector.metrics.periods import (
@@ -24,6 +23,7 @@ from connector.metrics.periods import (
     periods_between,
     range_period,
 )
+from connector.metrics.series import compute_scorecards, compute_series, store_scorecards
 from connector.metrics.settings import ScorecardSettings
 
 __all__ = [

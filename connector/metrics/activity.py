@@ -215,21 +215,27 @@ def assessment_facts(scope: Scope) -> sa.Select:
 
 
 def assessment_totals(scope: Scope) -> sa.Select:
+    """Per agent key: the mean score of each assessment metric (NULL where the agent has none)."""
     f = assessment_facts(scope).subquery()
     keys = [f.c[k] for k in KEY_COLUMNS]
-    return (
-        sa.select(*keys, f.c.metric, sa.func.avg(f.c.score).label("mean_score"))
-        .where(f.c.metric.is_not(None))
-        .group_by(*keys, f.c.metric)
-    )
+
+    def mean(metric: str) -> ColumnElement[float]:
+        return sa.func.avg(sa.case((f.c.metric == metric, f.c.score))).label(metric)
+
+    means = [mean(metric) for metric in ("accuracy_audit", "politeness_audit", "knowledge_score")]
+    return sa.select(*keys, *means).where(f.c.metric.is_not(None)).group_by(*keys)
 
 
 def contacts_served(scope: Scope) -> sa.Select:
     """Per agent key: distinct (source, contact) served through tickets, answered calls, follow-ups."""
+
+    def contact(source: ColumnElement[str], contact_id: ColumnElement[str]) -> ColumnElement[str]:
+        return (source + "|" + contact_id).label("contact")
+
     t = tickets
     frm, key_source, key_id = scope.agents.keyed(t, t.c.source, t.c.owner_id)
     from_tickets = (
-        sa.select(key_source, key_id, t.c.source, t.c.contact_id)
+        sa.select(key_source, key_id, contact(t.c.source, t.c.contact_id))
         .select_from(frm)
         .where(
             scope.in_period(t.c.created_at),
@@ -240,13 +246,14 @@ def contacts_served(scope: Scope) -> sa.Select:
         )
     )
     c = call_facts(scope).subquery()
-    from_calls = sa.select(c.c.key_source, c.c.key_id, c.c.source, c.c.contact_id).where(
+    from_calls = sa.select(c.c.key_source, c.c.key_id, contact(c.c.source, c.c.contact_id)).where(
         c.c.state != "missed", c.c.contact_id.is_not(None)
     )
     f = follow_up_facts(scope).subquery()
-    from_follow_ups = sa.select(f.c.key_source, f.c.key_id, f.c.source, f.c.contact_id).where(
+    from_follow_ups = sa.select(f.c.key_source, f.c.key_id, contact(f.c.source, f.c.contact_id)).where(
         f.c.done == 1, f.c.contact_id.is_not(None)
     )
-    served = sa.union(from_tickets, from_calls, from_follow_ups).subquery("served")
+    served = sa.union_all(from_tickets, from_calls, from_follow_ups).subquery("served")
     keys = [served.c[k] for k in KEY_COLUMNS]
-    return sa.select(*keys, sa.func.count().label("contacts_served")).group_by(*keys)
+    distinct = sa.func.count(sa.distinct(served.c.contact)).label("contacts_served")
+    return sa.select(*keys, distinct).group_by(*keys)

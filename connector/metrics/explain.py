@@ -20,13 +20,15 @@ import sqlalchemy as sa
 from connector.calendar import BusinessCalendar
 from connector.metrics import activity
 from connector.metrics.agents import AgentKey
+from connector.metrics.complaints import complaint_facts
 from connector.metrics.definitions import METRICS
-from connector.metrics.engine import ConnOrStore, computation
+from connector.metrics.engine import ConnOrStore, computation, scheduled_hours
 from connector.metrics.model import Scorecard
 from connector.metrics.periods import Period, parse_period
+from connector.metrics.series import compute_scorecards
 from connector.metrics.settings import ScorecardSettings
 from connector.metrics.sql import Scope
-from connector.metrics.tickets import ticket_facts
+from connector.metrics.tickets import resolution_seconds, ticket_rows
 
 #: Outcomes that enter a metric; the others (pending, not_owed, excluded, missed, no_band, …) do not.
 COUNTED_OUTCOMES = frozenset(
@@ -109,8 +111,22 @@ def _ticket_adder(found: list[Evidence], row: Any) -> Any:
 
 
 def _ticket_evidence(scope: Scope, conn: Any, key: AgentKey) -> list[Evidence]:
-    f = ticket_facts(scope)
-    rows = conn.execute(sa.select(f).where(f.c.key_source == key[0], f.c.key_id == key[1])).mappings()
+    t = ticket_rows(scope)
+    f = complaint_facts(scope, t)
+    judged = [f.c[name] for name in ("response_state", "response_hours", "first_response_at", "response_via")]
+    judged += [f.c[name] for name in ("response_paused_hours", "resolution_state", "resolution_paused_hours")]
+    query = (
+        sa.select(
+            *(t.c[name] for name in ("source", "external_id", "category", "satisfaction", "created_at")),
+            *(t.c[name] for name in ("clock_start", "resolved_at", "reopened")),
+            (resolution_seconds(scope, t) / 3600.0).label("resolution_hours"),
+            f.c.resolution_hours.label("sla_resolution_hours"),
+            *judged,
+        )
+        .select_from(t.outerjoin(f, sa.and_(f.c.source == t.c.source, f.c.external_id == t.c.external_id)))
+        .where(t.c.key_source == key[0], t.c.key_id == key[1])
+    )
+    rows = conn.execute(query).mappings()
     settings, found = scope.settings, []
     for r in rows:
         add = _ticket_adder(found, r)
@@ -130,16 +146,16 @@ def _ticket_evidence(scope: Scope, conn: Any, key: AgentKey) -> list[Evidence]:
                 clock_start=r["clock_start"],
                 first_response_at=r["first_response_at"],
                 via=r["response_via"],
-                paused_hours=r["paused_response_hours"],
+                paused_hours=r["response_paused_hours"],
             )
             add(
                 "resolution_within_sla",
                 r["resolution_state"],
-                hours=r["resolution_elapsed_hours"],
+                hours=r["sla_resolution_hours"],
                 limit_hours=settings.resolution_limit_hours,
                 clock=settings.clock_for("resolution_within_sla"),
                 resolved_at=r["resolved_at"],
-                paused_hours=r["paused_resolution_hours"],
+                paused_hours=r["resolution_paused_hours"],
             )
         if r["resolution_hours"] is not None:
             add(
@@ -225,20 +241,20 @@ def explain(
     sources and ``source`` does not say which.
     """
     period = parse_period(period, tz) if isinstance(period, str) else period
-    with computation(conn_or_store, settings, calendar, as_of) as run:
-        cards = run.scorecards(period, run.composites(period.previous()))
-        matches = [card for card in cards if card.matches(agent_id, source)]
-        if not matches:
-            raise LookupError(f"agent {agent_id!r} has no scorecard in {period.label}")
-        if len(matches) > 1:
-            sources = ", ".join(sorted(card.source for card in matches))
-            raise LookupError(f"agent {agent_id!r} is in several sources ({sources}); name one")
-        card = matches[0]
-        with run.scope(period.start_utc, period.end_utc) as scope:
-            evidence = _ticket_evidence(scope, run.conn, card.key) + _activity_evidence(
-                scope, run.conn, card.key
-            )
-        hours = run.scheduled_hours(period)
+    cards = compute_scorecards(conn_or_store, settings, calendar, tz, period, as_of=as_of)
+    matches = [card for card in cards if card.matches(agent_id, source)]
+    if not matches:
+        raise LookupError(f"agent {agent_id!r} has no scorecard in {period.label}")
+    if len(matches) > 1:
+        sources = ", ".join(sorted(card.source for card in matches))
+        raise LookupError(f"agent {agent_id!r} is in several sources ({sources}); name one")
+    card = matches[0]
+    with (
+        computation(conn_or_store, settings, calendar, as_of) as run,
+        run.scope(period.start_utc, period.end_utc) as scope,
+    ):
+        evidence = _ticket_evidence(scope, run.conn, card.key) + _activity_evidence(scope, run.conn, card.key)
+    hours = scheduled_hours(calendar, period, as_of)
     order = {metric: index for index, metric in enumerate(METRICS)}
     evidence.sort(key=lambda e: (order[e.metric], e.at.timestamp() if e.at else math.inf, e.record_id))
     return Explanation(card, tuple(evidence), hours)
@@ -258,12 +274,8 @@ def ticket_sla(
         computation(conn_or_store, settings, calendar, as_of) as run,
         run.scope(created_from, created_to) as scope,
     ):
-        f = ticket_facts(scope)
-        rows = run.conn.execute(
-            sa.select(f)
-            .where(f.c.category == "complaint")
-            .order_by(f.c.created_at, f.c.source, f.c.external_id)
-        ).mappings()
+        f = complaint_facts(scope, ticket_rows(scope))
+        query = sa.select(f).order_by(f.c.created_at, f.c.source, f.c.external_id)
         return [
             TicketSla(
                 source=r["source"],
@@ -276,8 +288,8 @@ def ticket_sla(
                 response_hours=r["response_hours"],
                 response_state=r["response_state"],
                 resolved_at=r["resolved_at"],
-                resolution_hours=r["resolution_elapsed_hours"],
+                resolution_hours=r["resolution_hours"],
                 resolution_state=r["resolution_state"],
             )
-            for r in rows
+            for r in run.conn.execute(query).mappings()
         ]

@@ -158,7 +158,8 @@ class ScorecardSettings(BaseModel):
     self_logged_clock: Literal["created", "second_contact"] = Field(
         "created",
         description="'second_contact': a complaint staff typed in while talking to the patient (a "
-        "self_logged_channels ticket) starts its response clock at the patient's next inbound call.",
+        "self_logged_channels ticket) starts its response clock at the patient's next call "
+        "(inbound or missed); without one no response is owed.",
     )
     self_logged_channels: list[str] = Field(
         default_factory=lambda: ["phone", "walk_in"],

@@ -95,6 +95,12 @@ def _extreme_default(element: least_of | greatest_of, compiler: SQLCompiler, **k
     return f"{_EXTREMES[type(element)][1]}({compiler.process(element.clauses, **kw)})"
 
 
+def materialized(select: sa.Select, name: str) -> sa.CTE:
+    """A CTE computed once: later stages may refer to its columns many times without re-running
+    the lookups behind them (SQLite would otherwise inline it and repeat them)."""
+    return select.cte(name).prefix_with("MATERIALIZED")
+
+
 def at(value: datetime) -> ColumnElement[datetime]:
     """A bound timestamp typed like the store's columns (so SQLite compares it as stored text)."""
     return sa.literal(value, UTCDateTime())
@@ -187,6 +193,7 @@ class Scope:
     end: datetime
     as_of: datetime
     agents: AgentKeys
+    dialect: str  # "sqlite" | "postgresql": the few places SQL differs (median)
     work: sa.Table | None  # working intervals; present when some clock counts business hours
 
     def working_seconds_until(self, instant_s: ColumnElement[float]) -> ColumnElement[float]:
@@ -198,6 +205,7 @@ class Scope:
             .where(w.c.start_s <= instant_s)
             .order_by(w.c.start_s.desc())
             .limit(1)
+            .correlate_except(w)  # the instant's columns belong to whichever query encloses this one
             .scalar_subquery()
         )
         return sa.func.coalesce(found, 0.0)

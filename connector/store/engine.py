@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -34,13 +34,18 @@ def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def is_memory_sqlite(url: URL) -> bool:
+    """An in-memory SQLite database: it lives and dies with its one connection, in this process."""
+    return (url.database or ":memory:") == ":memory:" or url.query.get("mode") == "memory"
+
+
 def create_store_engine(url: str) -> Engine:
     """An engine for any SQLAlchemy URL; plain ``postgresql://`` means psycopg 3 (our PG driver)."""
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
-        if (parsed.database or ":memory:") == ":memory:" or parsed.query.get("mode") == "memory":
+        if is_memory_sqlite(parsed):
             # One shared connection: otherwise every thread would see its own empty database.
             kwargs: dict[str, Any] = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         else:

@@ -25,17 +25,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.clock import Clock, system_clock
+from connector.store.engine import Store, is_memory_sqlite
 from connector.store.schema import locks
-
-if TYPE_CHECKING:
-    from connector.store.engine import Store
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +70,9 @@ class _FileLock:
         except BlockingIOError:
             os.close(fd)
             return False
+        except BaseException:  # e.g. Ctrl-C while blocked: do not leak the descriptor
+            os.close(fd)
+            raise
         self._fd = fd
         return True
 
@@ -107,7 +108,7 @@ class _ThreadLock:
         self._lock.release()
 
 
-def advisory_key(name: str) -> int:
+def _advisory_key(name: str) -> int:
     """A signed 64-bit key, stable across processes and Python versions (unlike ``hash``)."""
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
@@ -115,7 +116,7 @@ def advisory_key(name: str) -> int:
 class _AdvisoryLock:
     def __init__(self, engine: Engine, name: str) -> None:
         self._engine = engine
-        self._key = advisory_key(name)
+        self._key = _advisory_key(name)
         self._conn: Connection | None = None
 
     def _call(self, function: str) -> bool:
@@ -161,10 +162,9 @@ def _primitive(engine: Engine, name: str) -> _Primitive:
         return _AdvisoryLock(engine, name)
     if engine.dialect.name != "sqlite":
         raise NotImplementedError(f"named locks are not implemented for {engine.dialect.name}")
-    database = url.database or ""
-    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+    if is_memory_sqlite(url):
         return _ThreadLock((url.render_as_string(hide_password=True), name))
-    return _FileLock(Path(f"{database}.{_sanitise(name)}.lock"))
+    return _FileLock(Path(f"{url.database}.{_sanitise(name)}.lock"))
 
 
 @contextmanager

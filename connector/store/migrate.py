@@ -6,6 +6,7 @@ and a CLI command started together on a fresh database do not both try to create
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +45,7 @@ def _engine(engine_or_url: Engine | str) -> Iterator[Engine]:
         engine.dispose()
 
 
+@functools.cache  # the scripts ship with the package; parsing them once per process is enough
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "the migrations directory has no revisions"

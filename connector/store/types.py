@@ -9,7 +9,7 @@ always reads back an aware UTC datetime.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -23,28 +23,36 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+_DAY_CACHE_LIMIT = 4096
+
+
 def _sqlite_text_processor() -> Callable[[datetime | None], str | None]:
     """UTC as SQLAlchemy's SQLite ``DATETIME`` stores it ("YYYY-MM-DD HH:MM:SS.ffffff").
 
     One fused step instead of SQLAlchemy's two (our conversion, then its %-formatting of a dict):
-    the bulk upsert binds several timestamps per row and this is most of its Python cost. Hence the
-    inlined checks, ``combine`` (a naive copy formats faster than an aware one) and a one-entry
-    memo: the upsert converts column by column and a batch shares one ``synced_at`` object. The
-    text must stay byte-identical to SQLAlchemy's format, because SQLite compares these strings.
+    the bulk upsert binds several timestamps per row and this was most of its Python cost. Hence a
+    one-entry memo (the upsert converts column by column, and a batch shares one ``synced_at``
+    object) and cached date prefixes (records cluster on few days; formatting only the time halves
+    the work). The text must stay byte-identical to SQLAlchemy's format: SQLite compares strings.
     """
     last: tuple[datetime | None, str | None] = (None, None)
+    days: dict[date, str] = {}
 
-    def process(value: datetime | None, _utc: Any = UTC, _combine: Any = datetime.combine) -> str | None:
+    def process(value: datetime | None, _utc: Any = UTC) -> str | None:
         nonlocal last
         seen = last  # one read of an immutable pair: safe when threads share the processor
         if value is seen[0]:
             return seen[1]
         if value is None:
             return None
-        utc = value
-        if value.tzinfo is not _utc:
-            utc = _to_utc(value)
-        text = _combine(utc.date(), utc.time()).isoformat(" ", "microseconds")
+        utc = value if value.tzinfo is _utc else _to_utc(value)
+        day = utc.date()
+        prefix = days.get(day)
+        if prefix is None:
+            if len(days) >= _DAY_CACHE_LIMIT:
+                days.clear()
+            prefix = days[day] = f"{day.isoformat()} "
+        text = prefix + utc.time().isoformat("microseconds")
         last = (value, text)
         return text
 
