@@ -19,6 +19,7 @@ the lock and turns the exception into a failed :class:`JobOutcome`.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -75,25 +76,45 @@ class StopSignal:
     def on_signals(self, then: Callable[[], None] | None = None) -> Iterator[None]:
         """Turn SIGTERM/SIGINT into a stop request (then call ``then`` once), restoring the old handlers.
 
-        Only the main thread may install handlers; elsewhere this does nothing. The handler neither
-        logs nor prints: it may interrupt the main thread in the middle of writing to the same stream.
+        The Python-level handler does nothing: it runs in the main thread wherever that thread was
+        interrupted, possibly holding a lock that shutting down needs (a scheduler submitting a job).
+        Python's C-level handler writes the signal to a wakeup pipe instead, and a watcher thread
+        makes the request and calls ``then`` from ordinary thread context. Only the main thread may
+        install handlers; elsewhere this does nothing.
         """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-
-        def handle(_signum: int, _frame: FrameType | None) -> None:
-            first = not self()
-            self.request()
-            if first and then is not None:
-                then()
-
-        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        watcher = threading.Thread(target=self._watch, args=(read_end, then), name="stop-signal", daemon=True)
+        previous = {sig: signal.signal(sig, _wake_only) for sig in _STOP_SIGNALS}
+        previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        watcher.start()
         try:
             yield
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            signal.set_wakeup_fd(previous_fd)
+            os.close(write_end)  # the watcher reads end-of-file and returns
+            watcher.join()
+            os.close(read_end)
+
+    def _watch(self, read_end: int, then: Callable[[], None] | None) -> None:
+        while data := os.read(read_end, 1):
+            if data[0] in _STOP_SIGNALS and not self():
+                self.request()
+                log.warning("%s received: stopping after the page in flight", signal.Signals(data[0]).name)
+                if then is not None:
+                    then()
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _wake_only(_signum: int, _frame: FrameType | None) -> None:
+    """Installed for SIGTERM/SIGINT so they no longer terminate; the wakeup pipe does the work."""
 
 
 @dataclass

@@ -204,7 +204,7 @@ class Daemon:
         self._executor.shutdown(wait=True)
 
     def shutdown(self) -> None:
-        """Stop starting jobs; safe to call from a signal handler, before or while running."""
+        """Stop starting jobs; callable from any thread, before the scheduler runs or while it does."""
         with contextlib.suppress(SchedulerNotRunningError):  # not started yet: _on_start sees the stop
             self.scheduler.shutdown(wait=False)
 

@@ -72,6 +72,7 @@ def test_table_in_chinese_and_english(config: Path) -> None:
     assert zh.exit_code == 0, zh.output
     assert "绩效考核表 2026-10" in zh.output and "60.0%" in zh.output and "76.4" in zh.output
     assert "4/60" in zh.output  # follow-ups done / target
+    assert "已保存 2 份绩效考核表（2026-10）" in zh.output
     en = run(config, "--lang", "en", "metrics", "--period", "2026-10", "--agent", "b1")
     assert en.exit_code == 0, en.output
     assert "Scorecards 2026-10" in en.output and "Bob" in en.output and "Alice" not in en.output

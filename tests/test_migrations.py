@@ -27,7 +27,7 @@ def schema_differences(url: str, target: sa.MetaData = metadata) -> list:
 
 def test_script_location_comes_from_the_package() -> None:
     assert (migrate.SCRIPT_LOCATION / "env.py").is_file()
-    assert migrate.head_revision() == "0001"
+    assert migrate.head_revision() == "0002"
 
 
 def test_upgrade_from_empty_matches_schema(db_url: str) -> None:
@@ -68,6 +68,25 @@ def test_store_at_0001_is_reported(db_url: str) -> None:
     assert migrate.current_revision(engine) == "0001"
     assert migrate.current_revision(db_url) == "0001"
     engine.dispose()
+
+
+def test_store_from_an_older_release_upgrades_in_place(db_url: str) -> None:
+    """A store left at 0001 with data in it gains 0002's indexes on start and keeps every row."""
+    engine = create_store_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(migrate.alembic_config(conn), "0001")
+        conn.exec_driver_sql(
+            "INSERT INTO calls (source, external_id, ticket_id, updated_at, synced_at, raw) "
+            "VALUES ('crm', 'c1', 't1', '2026-10-01 00:00:00', '2026-10-01 00:00:00', '{}')"
+        )
+    engine.dispose()
+    store = open_store(db_url)
+    assert migrate.current_revision(store.engine) == "0002"
+    indexes = {ix["name"] for ix in sa.inspect(store.engine).get_indexes("calls")}
+    assert {"ix_calls_ticket", "ix_calls_contact"} <= indexes
+    with store.connect() as conn:
+        assert conn.exec_driver_sql("SELECT ticket_id FROM calls").scalars().all() == ["t1"]
+    store.dispose()
 
 
 def test_open_store_without_upgrade_leaves_database_alone(db_url: str) -> None:

@@ -11,7 +11,7 @@ import shutil
 import signal
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +26,7 @@ from connector.cli import main
 from connector.cli.demo_cmd import sample_clinic_folder
 from connector.clock import fixed_clock
 from connector.config import Config, ConfigError, load_config
-from connector.jobs import STEPS, JobEnv, StopRequested, run_chain, run_step, sync_one
+from connector.jobs import STEPS, JobEnv, StopRequested, periods_to_refresh, run_chain, run_step, sync_one
 from connector.mapping import load_mapping
 from connector.scheduler import Daemon, cron_trigger, job_plan, next_run_times
 from connector.store import Store, named_lock, open_store
@@ -114,7 +114,8 @@ def test_jobs_registered_with_ids_triggers_and_options_in_clinic_tz(tmp_path: Pa
 
 def test_defaults_sync_every_15_minutes_and_chain_metrics_then_alerts(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, "sqlite://"))
-    [job] = job_plan(config)
+    job = job_plan(config)[0]
+    assert [planned.id for planned in job_plan(config)] == ["sync", *PUSH]
     assert (job.id, job.cron, job.sources, job.steps) == (
         "sync",
         "*/15 * * * *",
@@ -126,7 +127,26 @@ def test_defaults_sync_every_15_minutes_and_chain_metrics_then_alerts(tmp_path: 
         "sync:a": datetime(2026, 11, 2, 10, 15, tzinfo=SHANGHAI),
         "metrics": datetime(2026, 11, 2, 10, 15, tzinfo=SHANGHAI),
         "alerts": datetime(2026, 11, 2, 10, 15, tzinfo=SHANGHAI),
+        **{step: datetime(2026, 11, 2, 11, 0, tzinfo=SHANGHAI) for step in PUSH},  # hourly
     }
+
+
+@pytest.mark.parametrize(
+    ("schedule", "local_day", "labels"),
+    [
+        ("", "2026-11-02", ["2026-10", "2026-11"]),
+        ("", "2026-11-03", ["2026-10", "2026-11"]),  # the third day: still within the default 3 days
+        ("", "2026-11-04", ["2026-11"]),
+        ("recompute_previous_days = 0\n", "2026-11-01", ["2026-11"]),
+        ('metrics_periods = ["week", "month"]\n', "2026-11-10", ["2026-W45", "2026-W46", "2026-11"]),
+    ],
+)
+def test_metrics_job_refreshes_the_current_period_and_late_data(
+    tmp_path: Path, schedule: str, local_day: str, labels: list[str]
+) -> None:
+    config = load_config(write_config(tmp_path, "sqlite://", "[schedule]\n" + schedule))
+    now = datetime.fromisoformat(f"{local_day}T00:30:00+08:00")  # just after local midnight
+    assert [period.label for period in periods_to_refresh(config, now)] == labels
 
 
 @pytest.mark.parametrize(
@@ -179,7 +199,7 @@ def test_schedule_for_an_unknown_source_is_a_usage_error(tmp_path: Path) -> None
 
 def test_triggered_sync_job_runs_sync_then_metrics_then_alerts(tmp_path: Path, store: Store) -> None:
     config = load_config(write_config(tmp_path, store.url))
-    [job] = Daemon(env_for(config, store)).jobs
+    job = next(job for job in Daemon(env_for(config, store)).jobs if job.id == "sync")
     outcomes = job.func(*job.args)
 
     assert [(o.job, o.status) for o in outcomes] == [
@@ -203,7 +223,7 @@ def test_triggered_sync_job_runs_sync_then_metrics_then_alerts(tmp_path: Path, s
         metrics_id = conn.execute(sa.select(sync_runs.c.id).where(sync_runs.c.job == "metrics")).scalar_one()
         periods = set(conn.execute(sa.select(scorecards.c.period)).scalars())
     assert len(entity_rows) == 6 and max(entity_rows) < metrics_id  # every page is in before scoring
-    assert periods == {"2026-10", "2026-11"} or periods == {"2026-10"}  # October recomputed on 2 November
+    assert periods == {"2026-10", "2026-11"}  # early in November, October is recomputed too
     assert outcomes[0].counts["fetched"] == sum(run.counts.fetched for run in outcomes[0].runs) > 0
 
 
@@ -374,7 +394,8 @@ def test_sigterm_stops_the_daemon_after_the_running_job_finishes(tmp_path: Path)
             events.append("stop seen")
         events.append("job finished")
 
-    daemon.scheduler.add_job(long_job, id="probe")  # no trigger: runs as soon as the scheduler starts
+    # Due as soon as the scheduler starts; a repeating trigger like every planned job's.
+    daemon.scheduler.add_job(long_job, "interval", hours=1, next_run_time=datetime.now(SHANGHAI), id="probe")
     before = signal.getsignal(signal.SIGTERM)
     with env.stop.on_signals(then=daemon.shutdown):
         daemon.run()
@@ -395,23 +416,21 @@ def test_run_once_runs_the_chain_and_records_every_run(tmp_path: Path, store: St
     path = write_config(tmp_path, store.url)
     code, output = cli("--config", str(path), "--json", "run", "--once", env=PINNED)
     assert code == 0, output
-    assert [(o["job"], o["status"]) for o in json.loads(output)] == [
+    chain = [
         ("sync", "success"),
         ("metrics", "success"),
         ("alerts", "success"),
+        *((p, "success") for p in PUSH),
     ]
-    assert job_runs(store) == [
-        ("sync", "a", "success"),
-        ("metrics", None, "success"),
-        ("alerts", None, "success"),
-    ]
+    assert [(o["job"], o["status"]) for o in json.loads(output)] == chain
+    assert [(job, status) for job, _, status in job_runs(store)] == chain
 
     code, output = cli("--config", str(path), "--lang", "en", "run", "--once", env=PINNED)
     assert code == 0 and "Run summary" in output and "metrics" in output
 
 
 def test_run_once_exits_1_when_a_job_fails_and_honours_off(tmp_path: Path, store: Store) -> None:
-    path = write_config(tmp_path, store.url, '[schedule]\nalerts = "off"\n')
+    path = write_config(tmp_path, store.url, '[schedule]\nalerts = "off"\npush = "off"\n')
     break_source(tmp_path, "a")
     code, output = cli("--config", str(path), "--json", "run", "--once", env=PINNED)
     assert code == 1
@@ -435,11 +454,11 @@ def test_status_shows_last_result_failures_in_a_row_and_next_run(tmp_path: Path,
     assert code == 0, output
     data = json.loads(output)
     jobs = {job["key"]: job for job in data["jobs"]}
-    assert list(jobs) == ["sync:a", "sync:b", "metrics", "alerts"]
+    assert list(jobs) == ["sync:a", "sync:b", "metrics", "alerts", *PUSH]
     assert jobs["sync:b"]["last_status"] == "failed" and jobs["sync:b"]["consecutive_failures"] == 2
     assert jobs["sync:b"]["last_success"] is None and "tickets" in jobs["sync:b"]["last_error"]
     assert jobs["sync:a"]["last_status"] == "success" and jobs["sync:a"]["consecutive_failures"] == 0
-    assert jobs["sync:a"]["last_success"] == NOW.astimezone(UTC).isoformat().replace("+00:00", "+00:00")
+    assert datetime.fromisoformat(jobs["sync:a"]["last_success"]) == NOW
     assert datetime.fromisoformat(jobs["sync:a"]["next_run"]) == datetime(
         2026, 11, 2, 10, 15, tzinfo=SHANGHAI
     )

@@ -317,6 +317,7 @@ def print_jobs(app: AppContext, data: dict[str, Any]) -> None:
                 ),
                 markup=False,
                 highlight=False,
+                emoji=False,  # "sync:b: …" is not the :b: emoji
             )
 
 
@@ -341,6 +342,7 @@ def print_failing_deliveries(app: AppContext, data: dict[str, Any]) -> None:
             ),
             markup=False,
             highlight=False,
+            emoji=False,
         )
 
 

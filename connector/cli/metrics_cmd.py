@@ -93,7 +93,6 @@ MESSAGES = {
         "zh": "{purpose}，{seconds} 秒（标准 {low}–{high} 秒）",
     },
     "due": {"en": "due {due}, done {done}", "zh": "截止 {due}，完成 {done}"},
-    "not_yet": {"en": "—", "zh": "—"},
 }
 _TABLE_METRICS = (
     "satisfaction_rate",
@@ -207,6 +206,8 @@ def metrics(
     def human_scorecards() -> None:
         for chosen, cards in zip(periods, shown, strict=True):
             print_scorecards(app, chosen, cards)
+        count, labels = sum(map(len, series)), ", ".join(p.label for p in periods)
+        app.console.print(tr(MESSAGES, "stored", app.lang, count=count, periods=labels))
 
     app.emit([card.as_json() for cards in shown for card in cards], human_scorecards)
 
@@ -283,6 +284,8 @@ def print_explanation(app: AppContext, explanation: Explanation) -> None:
         app.console.print(table)
     served = format_value("contacts_served", card.metrics["contacts_served"])
     app.console.print(tr(MESSAGES, "scheduled", lang, hours=explanation.scheduled_hours, served=served))
+    if card.goals:
+        app.console.print(Text(tr(MESSAGES, "goals", lang), style="bold"))
     for goal in card.goals:
         app.console.print(
             tr(

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from connector.cli.context import AppContext, ExitCode
 from connector.health import HealthServer
@@ -114,13 +115,8 @@ def print_outcomes(app: AppContext, outcomes: list[JobOutcome]) -> None:
         table.add_column(tr(MESSAGES, key, lang))
     for outcome in outcomes:
         counts = ", ".join(f"{key}={value}" for key, value in outcome.counts.items() if value)
-        table.add_row(
-            outcome.job,
-            outcome.source or "-",
-            tr(MESSAGES, outcome.status, lang),
-            counts or "-",
-            _note(outcome, lang),
-        )
+        cells = (outcome.job, outcome.source or "-", tr(MESSAGES, outcome.status, lang), counts or "-")
+        table.add_row(*cells, Text(_note(outcome, lang)))  # an error message is not markup
     app.console.print(table)
 
 

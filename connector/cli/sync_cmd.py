@@ -167,9 +167,12 @@ def print_outcomes(app: AppContext, outcomes: list[JobOutcome]) -> None:
     for outcome in outcomes:
         if outcome.status == "skipped":
             holder = _holder(outcome.holder, lang)
-            app.console.print(tr(MESSAGES, "busy", lang, source=outcome.source, holder=holder))
+            message = tr(MESSAGES, "busy", lang, source=outcome.source, holder=holder)
         elif outcome.status == "failed" and not outcome.runs:
-            app.console.print(tr(MESSAGES, "source_failed", lang, source=outcome.source, error=outcome.error))
+            message = tr(MESSAGES, "source_failed", lang, source=outcome.source, error=outcome.error)
+        else:
+            continue
+        app.console.print(message, markup=False, emoji=False, highlight=False)  # errors are not markup
     if any(outcome.status == "stopped" for outcome in outcomes):
         app.console.print(tr(MESSAGES, "stopping", lang))
 

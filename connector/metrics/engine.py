@@ -1,10 +1,10 @@
-"""Computing and storing scorecards: the engine's entry points.
+"""One connection's scorecard work: SQL totals per agent, the metrics derived from them, scores.
 
-A computation runs on one connection: it reads the (small) agents table to know who merges with
-whom, loads the merged members and, when a clock counts business hours, the calendar's working
-intervals into temporary tables, then runs one set-based query per metric group and period. Only
-per-agent totals come back to Python, so the cost grows with the database's work, not with Python
-loops over rows. The previous period is computed too, for the trend.
+A :class:`Computation` reads the (small) agents table to know who merges with whom, loads the merged
+members and, when a clock counts business hours, the calendar's working intervals into temporary
+tables, then runs a few set-based statements per period (:data:`GROUPS`). Only per-agent totals come
+back to Python, so the cost grows with the database's work, not with Python loops over rows.
+:mod:`connector.metrics.series` spreads the work over connections and stores the results.
 """
 
 from __future__ import annotations
@@ -34,10 +34,8 @@ from connector.store import Store
 ConnOrStore = Connection | Store
 Totals = dict[str, Any]
 PeriodMetrics = dict[AgentKey, dict[str, float | None]]
-#: Connections computing periods at once: the database work runs outside the GIL, one core each.
+#: Connections working at once (series.py): the databases run statements outside the GIL.
 WORKERS = max(1, min(4, os.cpu_count() or 1))
-
-
 #: One period's statements in two groups of similar cost, so a lone period can use two cores.
 GROUPS = ("tickets", "activity")
 
@@ -168,6 +166,7 @@ def follow_ups_target(settings: ScorecardSettings, period: Period, as_of: dateti
 def composites(
     settings: ScorecardSettings, period: Period, as_of: datetime, per_key: PeriodMetrics
 ) -> dict[AgentKey, float | None]:
+    """Each agent's composite score (what a trend compares against)."""
     target = follow_ups_target(settings, period, as_of)
     return {key: score_metrics(settings, metrics, target).composite for key, metrics in per_key.items()}
 

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from connector.calendar import BusinessCalendar
 from connector.metrics import activity
@@ -110,7 +111,7 @@ def _ticket_adder(found: list[Evidence], row: Any) -> Any:
     return add
 
 
-def _ticket_evidence(scope: Scope, conn: Any, key: AgentKey) -> list[Evidence]:
+def _ticket_evidence(scope: Scope, conn: Connection, key: AgentKey) -> list[Evidence]:
     t = ticket_rows(scope)
     f = complaint_facts(scope, t)
     judged = [f.c[name] for name in ("response_state", "response_hours", "first_response_at", "response_via")]
@@ -169,7 +170,7 @@ def _ticket_evidence(scope: Scope, conn: Any, key: AgentKey) -> list[Evidence]:
     return found
 
 
-def _activity_evidence(scope: Scope, conn: Any, key: AgentKey) -> list[Evidence]:
+def _activity_evidence(scope: Scope, conn: Connection, key: AgentKey) -> list[Evidence]:
     found: list[Evidence] = []
 
     def rows(select: sa.Select) -> Any:

@@ -145,6 +145,8 @@ Index("ix_follow_ups_due", follow_ups.c.due_at)
 Index("ix_calls_started", calls.c.started_at)
 Index("ix_calls_contact", calls.c.source, calls.c.contact_id)
 Index("ix_follow_ups_contact", follow_ups.c.source, follow_ups.c.contact_id)
+Index("ix_calls_ticket", calls.c.source, calls.c.ticket_id)
+Index("ix_follow_ups_ticket", follow_ups.c.source, follow_ups.c.ticket_id)
 Index("ix_surveys_submitted", surveys.c.submitted_at)
 Index("ix_assessments_agent", assessments.c.source, assessments.c.agent_id)
 
