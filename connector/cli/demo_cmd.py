@@ -18,7 +18,10 @@ from importlib import resources
 from pathlib import Path
 
 import click
+from rich.table import Table
+from rich.text import Text
 
+from connector.cli import alerts_cmd, metrics_cmd
 from connector.cli.admin import print_status, status_data
 from connector.cli.context import AppContext, ExitCode
 from connector.cli.push_cmd import print_push
@@ -26,6 +29,7 @@ from connector.cli.sync_cmd import print_runs, run_sync
 from connector.delivery import deliver_alerts
 from connector.i18n import tr
 from connector.push import run_push
+from connector.push.planner import PlannedRecord
 from connector.push.run import record_push_run
 from connector.sandbox import RunningSandbox, available_crms, create_app, generate_clinic, start_sandbox
 
@@ -43,6 +47,11 @@ MESSAGES = {
         "zh": "== 同步：所有数据源写入同一本地库 ==",
     },
     "step_status": {"en": "== Status ==", "zh": "== 状态 =="},
+    "step_metrics": {
+        "en": "== Scorecards: this month, by the clinic's policy ==",
+        "zh": "== 绩效考核表：本月，按卫生院考核办法计算 ==",
+    },
+    "step_alerts": {"en": "== Open alerts ==", "zh": "== 未关闭的预警 =="},
     "step_push": {
         "en": "== Push back: alerts and scorecards into the CRMs ==",
         "zh": "== 回写：预警与绩效考核表写入 CRM ==",
@@ -60,6 +69,7 @@ MESSAGES = {
     "failed": {"en": "The demo's sync failed; see the errors above.", "zh": "演示同步失败，请查看上方错误。"},
 }
 
+SAMPLE_ROWS, SAMPLE_FIELDS = 3, 6  # of the scorecard records written, shown per CRM
 DEMO_SEEDS = {"zoho": 7, "sharecrm": 11}
 MALFORMED_SHARE = 0.01
 
@@ -135,6 +145,11 @@ def demo(app: AppContext, workdir: Path) -> None:
         print_runs(app, runs)
         app.console.print(tr(MESSAGES, "step_status", lang))
         print_status(app, status_data(app))
+        context = click.get_current_context()
+        app.console.print(tr(MESSAGES, "step_metrics", lang))
+        context.invoke(metrics_cmd.metrics)
+        app.console.print(tr(MESSAGES, "step_alerts", lang))
+        context.invoke(alerts_cmd.alerts)
         pushed = push_back(app, sandboxes)
     if any(r.status != "success" for r in runs) or not pushed:
         app.fail(tr(MESSAGES, "failed", lang), ExitCode.JOB_FAILED)
@@ -154,11 +169,37 @@ def push_back(app: AppContext, sandboxes: dict[str, RunningSandbox]) -> bool:
     report = run_push(app.store, app.config, clock=app.clock)
     record_push_run(app.store, report, started=started, finished=app.clock())
     print_push(app, report)
+    for target in report.targets:
+        print_sample(app, target.plan.records[:SAMPLE_ROWS])
     for crm, sandbox in sandboxes.items():
         written = {name: n for name, n in sandbox.state().get("written", {}).items() if n}
         held = ", ".join(f"{name} {n}" for name, n in written.items()) or "-"
         app.console.print(tr(MESSAGES, "crm_holds", lang, crm=crm, held=held), markup=False)
     return report.ok
+
+
+def print_sample(app: AppContext, records: list[PlannedRecord]) -> None:
+    """A few of the records just written, with their first fields as the CRM received them."""
+    if not records:
+        return
+    first = records[0]
+    # the agent fields repeat what the record key (the first field) already says
+    fields = [
+        name
+        for name, value in first.values.items()
+        if value != first.agent_id and not isinstance(value, dict)
+    ]
+    fields = fields[:SAMPLE_FIELDS]
+    table = Table()
+    for name in fields:
+        table.add_column(name)
+    for record in records:
+        table.add_row(*(Text(_shown(record.values.get(name))) for name in fields))
+    app.console.print(table)
+
+
+def _shown(value: object) -> str:
+    return "—" if value is None else str(value)
 
 
 COMMANDS = [demo]

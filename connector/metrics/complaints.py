@@ -37,8 +37,12 @@ _CARRIED = (
 
 
 def _earliest_activity(scope: Scope, rows: sa.CTE) -> tuple[list[ColumnElement], list[ColumnElement]]:
-    """Per complaint, the earliest owned call / completed follow-up per link (ticket, contact)."""
+    """Per complaint, the earliest owned call / completed follow-up per link (ticket, contact).
+
+    Only looked up where the CRM's own first-response time does not settle it: it wins when set.
+    """
     sources, as_of = scope.settings.response_sources, at(scope.as_of)
+    unsettled = sa.or_(rows.c.first_response_at.is_(None), rows.c.first_response_at < rows.c.clock_start)
     found: list[ColumnElement] = []
     by_call: list[ColumnElement] = []
     lookups = (
@@ -59,7 +63,7 @@ def _earliest_activity(scope: Scope, rows: sa.CTE) -> tuple[list[ColumnElement],
                 when <= as_of,
                 answered,
             )
-            column = earliest.scalar_subquery().label(f"{name}_by_{link}")
+            column = sa.case((unsettled, earliest.scalar_subquery())).label(f"{name}_by_{link}")
             found.append(column)
             if table is calls:
                 by_call.append(column)
