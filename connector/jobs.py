@@ -330,8 +330,9 @@ def metrics(env: JobEnv) -> JobOutcome:
     try:
         periods = periods_to_refresh(config, now)
         calendar = BusinessCalendar.from_config(config.clinic.calendar, config.clinic.tz)
+        # Computed from the store (periods spread over connections), then stored in one transaction.
+        series = compute_series(env.store, config.scorecard, calendar, config.clinic.tz, periods, as_of=now)
         with env.store.begin() as conn:
-            series = compute_series(conn, config.scorecard, calendar, config.clinic.tz, periods, as_of=now)
             stored = sum(
                 store_scorecards(conn, period, cards, computed_at=now)
                 for period, cards in zip(periods, series, strict=True)

@@ -298,3 +298,22 @@ def test_call_direction_and_purpose(call_type: str, purpose: str, expected: tupl
     }
     row = apply("calls", raw)
     assert (row["direction"], row["purpose"]) == expected and row["ticket_id"] == "5725767000000700001"
+
+
+def test_alert_tasks_written_by_the_connector_never_count_as_follow_ups() -> None:
+    """The alert → task → overdue follow-up → alert loop is cut at the mapping."""
+    from zoneinfo import ZoneInfo
+
+    from connector.mapping import load_mapping
+
+    follow_ups = load_mapping("zoho", ZoneInfo("Asia/Shanghai")).entities["follow_ups"]
+    assert "Alert_Source" in follow_ups.fetch_fields
+    task = {
+        "id": "1",
+        "Modified_Time": "2026-10-01T10:00:00+08:00",
+        "Owner": {"id": "9"},
+        "Status": "Not Started",
+        "Due_Date": "2026-10-02",
+    }
+    assert follow_ups.apply(task)["deleted_at"] is None
+    assert follow_ups.apply({**task, "Alert_Source": "crm-connector"})["deleted_at"] is not None

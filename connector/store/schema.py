@@ -143,10 +143,23 @@ for _table in (tickets, follow_ups, calls, surveys):
 Index("ix_tickets_created", tickets.c.created_at)
 Index("ix_follow_ups_due", follow_ups.c.due_at)
 Index("ix_calls_started", calls.c.started_at)
-Index("ix_calls_contact", calls.c.source, calls.c.contact_id)
-Index("ix_follow_ups_contact", follow_ups.c.source, follow_ups.c.contact_id)
-Index("ix_calls_ticket", calls.c.source, calls.c.ticket_id)
-Index("ix_follow_ups_ticket", follow_ups.c.source, follow_ups.c.ticket_id)
+# First-response look-ups: the owner's activity linked to a ticket or a patient, after a time.
+Index("ix_calls_contact", calls.c.source, calls.c.contact_id, calls.c.owner_id, calls.c.started_at)
+Index("ix_calls_ticket", calls.c.source, calls.c.ticket_id, calls.c.owner_id, calls.c.started_at)
+Index(
+    "ix_follow_ups_contact",
+    follow_ups.c.source,
+    follow_ups.c.contact_id,
+    follow_ups.c.owner_id,
+    follow_ups.c.completed_at,
+)
+Index(
+    "ix_follow_ups_ticket",
+    follow_ups.c.source,
+    follow_ups.c.ticket_id,
+    follow_ups.c.owner_id,
+    follow_ups.c.completed_at,
+)
 Index("ix_surveys_submitted", surveys.c.submitted_at)
 Index("ix_assessments_agent", assessments.c.source, assessments.c.agent_id)
 
