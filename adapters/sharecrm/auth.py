@@ -24,7 +24,7 @@ from typing import Any
 from adapters.sharecrm.errors import ShareCrmSetupError, both, classify
 from adapters.sharecrm.options import ShareCrmOptions
 from connector.http import ApiRequest, Decision, Reply, Transport, Verdict
-from connector.store.tokens import CachedToken, TokenCache
+from connector.store.tokens import CachedToken, SharedToken, TokenCache
 
 TOKEN_PATH = "/cgi/corpAccessToken/get/V2"
 BY_MOBILE_PATH = "/cgi/user/getByMobile"
@@ -52,47 +52,33 @@ class CorpTokenAuth:
     ) -> None:
         self._options = options
         self._transport = transport
-        self._tokens = tokens
-        self._source = source
-        self._clock = clock
-        self._minted_by = f"{options.base_url}|{options.app_id}"
-        self._current: CachedToken | None = None
+        self._shared = SharedToken(
+            tokens,
+            source,
+            owner=f"{options.base_url}|{options.app_id}",
+            margin=RENEW_BEFORE_END,
+            default_lifetime_s=MAX_LIFETIME_S,
+            clock=clock,
+            mint=self._mint,
+        )
         self._operator = options.operator_open_user_id
-        self.refreshes = 0  # tokens this instance asked for; check() reports whether it had to
+
+    @property
+    def refreshes(self) -> int:
+        """Tokens this instance asked for; check() reports whether it had to."""
+        return self._shared.minted
 
     # ---- token ----------------------------------------------------------------------------------
 
     def token(self) -> CachedToken:
         """A token with a while to live: this instance's, the shared cache's, or a new one."""
-        current = self._current
-        if current is not None and self._usable(current):
-            return current
-        cached = self._tokens.get(self._source)
-        if cached is None or not self._usable(cached):
-            with self._tokens.refresh_lock(self._source):
-                cached = self._tokens.get(self._source)  # another process may have renewed it meanwhile
-                if cached is None or not self._usable(cached):
-                    cached = self._mint()
-        self._current = cached
-        return cached
+        return self._shared.get()
 
     def refresh(self, rejected: ApiRequest) -> None:
         """ShareCRM rejected the token ``rejected`` carried (20016): renew it unless another process did."""
-        spent = (rejected.json or {}).get("corpAccessToken")
-        with self._tokens.refresh_lock(self._source):
-            cached = self._tokens.get(self._source)
-            if cached is None or cached.token == spent or not self._usable(cached):
-                self._tokens.invalidate(self._source)
-                cached = self._mint()
-        self._current = cached
+        self._shared.renew(str((rejected.json or {}).get("corpAccessToken")))
 
-    def _usable(self, token: CachedToken) -> bool:
-        if token.extra.get("minted_by") != self._minted_by:
-            return False
-        lifetime = timedelta(seconds=float(token.extra.get("lifetime_s", MAX_LIFETIME_S)))
-        return self._clock() < token.expires_at - min(RENEW_BEFORE_END, lifetime / 4)
-
-    def _mint(self) -> CachedToken:
+    def _mint(self) -> tuple[str, float, dict[str, Any]]:
         options = self._options
         request = ApiRequest(
             "POST",
@@ -106,14 +92,7 @@ class CorpTokenAuth:
         )
         body = self._transport.send(request, classify=_classify_token).body
         lifetime = min(float(body.get("expiresIn") or MAX_LIFETIME_S), MAX_LIFETIME_S)
-        token = CachedToken(
-            token=str(body["corpAccessToken"]),
-            expires_at=self._clock() + timedelta(seconds=lifetime),
-            extra={"corp_id": str(body["corpId"]), "lifetime_s": lifetime, "minted_by": self._minted_by},
-        )
-        self._tokens.put(self._source, token)
-        self.refreshes += 1
-        return token
+        return str(body["corpAccessToken"]), lifetime, {"corp_id": str(body["corpId"])}
 
     # ---- operator -------------------------------------------------------------------------------
 

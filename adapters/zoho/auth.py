@@ -18,7 +18,7 @@ from typing import Any
 from adapters.zoho.errors import SCOPES
 from adapters.zoho.options import ZohoOptions
 from connector.http import OK, ApiRequest, Decision, Reply, Transport, Verdict
-from connector.store.tokens import CachedToken, TokenCache
+from connector.store.tokens import CachedToken, SharedToken, TokenCache
 
 HEADER_PREFIX = "Zoho-oauthtoken "
 MARGIN = timedelta(minutes=5)
@@ -57,26 +57,24 @@ class ZohoAuth:
     ) -> None:
         self._options = options
         self._transport = transport
-        self._tokens = tokens
-        self._source = source
-        self._clock = clock
-        self._minted_by = f"{options.accounts_base}|{options.client_id}"
-        self._current: CachedToken | None = None
-        self.refreshes = 0  # tokens this instance minted; check() reports whether it had to
+        self._shared = SharedToken(
+            tokens,
+            source,
+            owner=f"{options.accounts_base}|{options.client_id}",
+            margin=MARGIN,
+            default_lifetime_s=DEFAULT_LIFETIME_S,
+            clock=clock,
+            mint=self._mint,
+        )
+
+    @property
+    def refreshes(self) -> int:
+        """Tokens this instance minted; check() reports whether it had to."""
+        return self._shared.minted
 
     def token(self) -> CachedToken:
         """A token valid for a while yet: this instance's, the shared cache's, or a new one."""
-        current = self._current
-        if current is not None and self._usable(current):
-            return current
-        cached = self._tokens.get(self._source)
-        if cached is None or not self._usable(cached):
-            with self._tokens.refresh_lock(self._source):
-                cached = self._tokens.get(self._source)  # another worker may have refreshed meanwhile
-                if cached is None or not self._usable(cached):
-                    cached = self._mint()
-        self._current = cached
-        return cached
+        return self._shared.get()
 
     def api_domain(self) -> str:
         """Where API calls go: the override, else the domain the token came with."""
@@ -89,21 +87,9 @@ class ZohoAuth:
 
     def refresh(self, rejected: ApiRequest) -> None:
         """Zoho rejected the token ``rejected`` carried: mint one, unless another worker already did."""
-        spent = rejected.headers.get("Authorization", "").removeprefix(HEADER_PREFIX)
-        with self._tokens.refresh_lock(self._source):
-            cached = self._tokens.get(self._source)
-            if cached is None or cached.token == spent or not self._usable(cached):
-                self._tokens.invalidate(self._source)
-                cached = self._mint()
-        self._current = cached
+        self._shared.renew(rejected.headers.get("Authorization", "").removeprefix(HEADER_PREFIX))
 
-    def _usable(self, token: CachedToken) -> bool:
-        if token.extra.get("minted_by") != self._minted_by:
-            return False
-        lifetime = timedelta(seconds=float(token.extra.get("lifetime_s", DEFAULT_LIFETIME_S)))
-        return self._clock() < token.expires_at - min(MARGIN, lifetime / 4)
-
-    def _mint(self) -> CachedToken:
+    def _mint(self) -> tuple[str, float, dict[str, Any]]:
         options = self._options
         request = ApiRequest(
             "POST",
@@ -118,19 +104,8 @@ class ZohoAuth:
         hint = _refresh_hint(options)
         reply = self._transport.send(request, classify=lambda r: _classify_token(r, hint))
         body = reply.body
-        lifetime = token_lifetime_s(body)
-        token = CachedToken(
-            token=str(body["access_token"]),
-            expires_at=self._clock() + timedelta(seconds=lifetime),
-            extra={
-                "api_domain": str(body.get("api_domain") or options.default_api_domain).rstrip("/"),
-                "lifetime_s": lifetime,
-                "minted_by": self._minted_by,
-            },
-        )
-        self._tokens.put(self._source, token)
-        self.refreshes += 1
-        return token
+        api_domain = str(body.get("api_domain") or options.default_api_domain).rstrip("/")
+        return str(body["access_token"]), token_lifetime_s(body), {"api_domain": api_domain}
 
 
 def _classify_token(reply: Reply, hint: str) -> Verdict:
