@@ -234,7 +234,7 @@ def print_scorecards(app: AppContext, period: Period, cards: Sequence[Scorecard]
             NO_DATA if card.rank is None else str(card.rank),
             Text(_agent_name(card)),  # CRM names are data, not rich markup
             *(format_value(metric, card.metrics[metric]) for metric in _TABLE_METRICS),
-            f"{done}/{card.follow_ups_target:g}",
+            f"{done}/{card.follow_ups_target:.0f}",
             *(_score(card.categories[c]) for c in ("quality", "efficiency", "knowledge")),
             _score(card.composite),
             trend,
