@@ -10,6 +10,8 @@ then holds.
 
 from __future__ import annotations
 
+import csv
+import random
 import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,9 +20,11 @@ from importlib import resources
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 from rich.table import Table
 from rich.text import Text
 
+from connector.assessments import import_assessments
 from connector.cli import alerts_cmd, metrics_cmd
 from connector.cli.admin import print_status, status_data
 from connector.cli.context import AppContext, ExitCode
@@ -32,6 +36,7 @@ from connector.push import run_push
 from connector.push.planner import PlannedRecord
 from connector.push.run import record_push_run
 from connector.sandbox import RunningSandbox, available_crms, create_app, generate_clinic, start_sandbox
+from connector.store.schema import agents
 
 MESSAGES = {
     "intro": {
@@ -47,6 +52,10 @@ MESSAGES = {
         "zh": "== 同步：所有数据源写入同一本地库 ==",
     },
     "step_status": {"en": "== Status ==", "zh": "== 状态 =="},
+    "assessments": {
+        "en": "Imported {count} exam and QA-audit scores for {source} from {file}",
+        "zh": "已为 {source} 导入 {count} 条考核与抽检成绩（{file}）",
+    },
     "step_metrics": {
         "en": "== Scorecards: this month, by the clinic's policy ==",
         "zh": "== 绩效考核表：本月，按卫生院考核办法计算 ==",
@@ -70,6 +79,7 @@ MESSAGES = {
 }
 
 SAMPLE_ROWS, SAMPLE_FIELDS = 3, 6  # of the scorecard records written, shown per CRM
+DEMO_ASSESSMENT_SEED = 2026
 DEMO_SEEDS = {"zoho": 7, "sharecrm": 11}
 MALFORMED_SHARE = 0.01
 
@@ -116,6 +126,49 @@ def demo_sandboxes(app: AppContext, lang: str) -> Iterator[dict[str, RunningSand
         yield running
 
 
+#: Kinds a clinic imports from its exam and QA systems (design.md: assessments do not live in the CRM).
+DEMO_ASSESSMENT_KINDS = ("knowledge_exam", "policy_exam", "accuracy_audit", "politeness_audit")
+
+
+def import_demo_assessments(app: AppContext, workdir: Path) -> None:
+    """Write this month's exam and audit sheet per source, as a clinic would export it, and import it
+    through the real importer — so the demo's scorecards have all three categories."""
+    tz, now = app.config.clinic.tz, app.clock()
+    assessed_at = now.astimezone(tz).date().replace(day=1).isoformat()
+    rng = random.Random(DEMO_ASSESSMENT_SEED)
+    for source in app.config.sources:
+        with app.store.connect() as conn:
+            agent_ids = (
+                conn.execute(
+                    sa.select(agents.c.external_id)
+                    .where(
+                        agents.c.source == source, agents.c.active.is_(True), agents.c.deleted_at.is_(None)
+                    )
+                    .order_by(agents.c.external_id)
+                )
+                .scalars()
+                .all()
+            )
+        path = workdir / f"assessments-{source}.csv"
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["agent", "kind", "score", "assessed_at", "assessor"])
+            for agent_id in agent_ids:
+                for kind in DEMO_ASSESSMENT_KINDS:
+                    writer.writerow([agent_id, kind, rng.randint(70, 100), assessed_at, "质控科"])
+        result = import_assessments(app.store, path, tz=tz, now=now, source=source)
+        app.console.print(
+            tr(
+                MESSAGES,
+                "assessments",
+                app.lang,
+                count=result.inserted + result.updated,
+                source=source,
+                file=path.name,
+            )
+        )
+
+
 @click.command()
 @click.option(
     "--workdir",
@@ -145,6 +198,7 @@ def demo(app: AppContext, workdir: Path) -> None:
         print_runs(app, runs)
         app.console.print(tr(MESSAGES, "step_status", lang))
         print_status(app, status_data(app))
+        import_demo_assessments(app, workdir)
         context = click.get_current_context()
         app.console.print(tr(MESSAGES, "step_metrics", lang))
         context.invoke(metrics_cmd.metrics)
