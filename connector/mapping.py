@@ -443,11 +443,12 @@ def bundled_mapping_path(name: str) -> Path:
     return Path(str(resource))
 
 
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` laid over ``base`` table by table: what ``extends = "<bundled>"`` means."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -476,7 +477,7 @@ def load_mapping(path_or_name: str | Path, tz: ZoneInfo) -> MappingFile:
         base = bundled_mapping_path(base_name)
         if not base.is_file():
             raise MappingError(str(path), "extends", f"no bundled mapping named {base_name!r}")
-        document = _deep_merge(_read_toml(base), document)
+        document = deep_merge(_read_toml(base), document)
     return _compile(str(path), document, tz)
 
 

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from connector.mapping import deep_merge
 from connector.metrics import CATEGORIES, METRICS
 
 #: Canonical values that identify the record (written as they are).
@@ -165,7 +166,7 @@ def load_write_map(kind: str, override: Path | None = None) -> WriteMap:
         base = bundled_write_map_path(str(base_name))
         if base is None:
             raise PushMapError(f"{path}: extends: no bundled push field map named {base_name!r}")
-        data = _merge(_read(base), data)
+        data = deep_merge(_read(base), data)
     try:
         return WriteMap.model_validate(data)
     except ValidationError as exc:
@@ -179,13 +180,3 @@ def _read(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise PushMapError(f"{path}: {exc}") from None
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
