@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from connector.adapter import Adapter, Cursor, DeletedPage, Page
 from connector.clock import Clock
 from connector.mapping import EntityMapping, RecordError
+from connector.prefetch import ReadAhead
 from connector.store import Store, mark_deleted, mark_missing_deleted, upsert
 from connector.store.schema import ENTITY_TABLES, quarantine, sync_runs, sync_state
 from connector.ticket_history import derive_resolution
@@ -205,6 +206,25 @@ class _PageWriter:
             conn.execute(stmt, {"ids": list(external_ids[start : start + _IDS_PER_STATEMENT])})
 
 
+@dataclass
+class _MappedPage:
+    """A pulled page, mapped; ``now`` (when it was mapped) stamps its rows' ``synced_at``."""
+
+    page: Page
+    rows: list[dict[str, Any]]
+    bad: list[dict[str, Any]]
+    now: datetime
+
+
+def _mapped(pages: Iterator[Page], writer: _PageWriter, clock: Clock) -> Iterator[_MappedPage]:
+    """Pages as they will be committed. Mapped in the read-ahead thread: while this thread stores
+    page k (the database works without holding the GIL), that one fetches and maps page k+1."""
+    for page in pages:
+        now = clock()
+        rows, bad = writer.map_page(page.records, now)
+        yield _MappedPage(page, rows, bad, now)
+
+
 def _start_run(store: Store, source: str, entity: str, now: datetime) -> int:
     with store.begin() as conn:
         return conn.execute(
@@ -242,8 +262,9 @@ def sync_entity(
 ) -> EntityRun:
     """Sync one entity; never raises for API failures — the run row says what happened.
 
-    ``should_stop`` is checked between pages; once it answers true the run ends ``stopped`` after
-    committing the page it was working on (the deletions stream then waits for the next run).
+    ``should_stop`` is checked between pages; once it answers true no further page is requested, the
+    pages already fetched (the one being stored, at most two read ahead) are committed, and the run
+    ends ``stopped`` (the deletions stream then waits for the next run).
     """
     stop = should_stop or _never
     entity = mapping.entity
@@ -255,12 +276,17 @@ def sync_entity(
             cursor = None if full else load_cursor(conn, source, entity, "records")
             deletions_cursor = None if full else load_cursor(conn, source, entity, "deletions")
         stopped = False
-        for page in adapter.pull(entity, cursor):
-            _commit_page(store, run, writer, page, clock, adapter, calls_before)
-            if on_page:
-                on_page(run)
-            if stopped := stop():
-                break
+        mapped = _mapped(adapter.pull(entity, cursor), writer, clock)
+        # Not threaded on an in-memory SQLite store: its one connection would be shared by two
+        # threads (the adapter's token cache writes to the store).
+        with ReadAhead(mapped, name=f"pull-{entity}", threaded=not store.shares_one_connection) as pages:
+            for page in pages:
+                _commit_page(store, run, writer, page, adapter, calls_before)
+                if on_page:
+                    on_page(run)
+                if not stopped and stop():
+                    stopped = True
+                    pages.stop_reading()  # pages already fetched are committed; no new request
         if not stopped:
             for deleted_page in adapter.deleted(entity, deletions_cursor):
                 _commit_deletions(store, run, deleted_page, entity, clock, adapter, calls_before)
@@ -290,18 +316,16 @@ def _commit_page(
     store: Store,
     run: EntityRun,
     writer: _PageWriter,
-    page: Page,
-    clock: Clock,
+    mapped: _MappedPage,
     adapter: Adapter,
     calls_before: int,
 ) -> None:
-    now = clock()
-    rows, bad = writer.map_page(page.records, now)
+    page, now = mapped.page, mapped.now
     # Counted on a copy that replaces the run's counts only once the page is committed: a page rolled
     # back must not show up in the run row that records the failure.
     counts = replace(run.counts, fetched=run.counts.fetched + len(page.records))
     with store.begin() as conn:
-        writer.write(conn, rows, bad, now, counts)
+        writer.write(conn, mapped.rows, mapped.bad, now, counts)
         if page.cursor is not None:
             save_cursor(conn, run.source, run.entity, "records", page.cursor, now)
         counts.api_calls = adapter.api_calls - calls_before

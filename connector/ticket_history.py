@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connector.store.schema import ticket_status_history, tickets
+from connector.store.upsert import append_rows
 
 RESOLVED_STATUSES = frozenset({"resolved", "closed"})
 _IDS_PER_QUERY = 500
@@ -60,5 +61,4 @@ def derive_resolution(conn: Connection, source: str, rows: Sequence[dict[str, An
                 }
             )
         latest[row["external_id"]] = (row["status"], row["resolved_at"], row["updated_at"])
-    if transitions:
-        conn.execute(sa.insert(ticket_status_history), transitions)
+    append_rows(conn, ticket_status_history, transitions)

@@ -31,7 +31,7 @@ from connector.mapping import load_mapping
 from connector.scheduler import Daemon, cron_trigger, job_plan, next_run_times
 from connector.store import Store, named_lock, open_store
 from connector.store.locks import current_holder
-from connector.store.schema import scorecards, sync_runs, sync_state
+from connector.store.schema import contacts, scorecards, sync_runs, sync_state
 from connector.sync import sync_source
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -340,7 +340,14 @@ class PagedAdapter:
         return iter(())
 
 
-def test_stop_finishes_the_page_in_flight_and_resumes_from_it(tmp_path: Path, store: Store) -> None:
+def test_stop_commits_the_pages_fetched_and_resumes_after_them(tmp_path: Path, store: Store) -> None:
+    """A stop request after page 2: no new page is requested, the pages already fetched (page 2 and
+    what was read ahead of it) are committed in order, and the next run resumes after them.
+
+    How far the read-ahead thread got when the stop came depends on timing; what must hold is that
+    the committed pages are a prefix with the cursor at its end. The exact case (a stop while page 3
+    is in flight commits pages 1-3) is pinned by tests/test_locks_e2e.py with a gated adapter.
+    """
     (tmp_path / "m.toml").write_text(MAPPING, encoding="utf-8")
     mappings = load_mapping(tmp_path / "m.toml", SHANGHAI).entities
     adapter, stop = PagedAdapter(), []
@@ -350,22 +357,26 @@ def test_stop_finishes_the_page_in_flight_and_resumes_from_it(tmp_path: Path, st
             stop.append(True)
 
     clock = fixed_clock(NOW)
-    runs = sync_source(
+    [run] = sync_source(
         store, "s", adapter, mappings, clock=clock, on_page=on_page, should_stop=lambda: bool(stop)
     )
-    assert [(r.entity, r.status, r.counts.fetched) for r in runs] == [("contacts", "stopped", 6)]
+    committed = run.counts.fetched // 3
+    assert (run.entity, run.status, run.counts.fetched) == ("contacts", "stopped", 3 * committed)
+    assert 2 <= committed <= 4
     assert adapter.deletion_pulls == [] and [e for e, _ in adapter.pulls] == ["contacts"]  # agents not begun
     with store.connect() as conn:
         cursor = conn.execute(
             sa.select(sync_state.c.cursor).where(sync_state.c.entity == "contacts")
         ).scalar()
         statuses = conn.execute(sa.select(sync_runs.c.status)).scalars().all()
-    assert json.loads(cursor) == {"page": 2} and statuses == ["stopped"]
+        stored = conn.execute(sa.select(contacts.c.external_id)).scalars().all()
+    assert json.loads(cursor) == {"page": committed} and statuses == ["stopped"]
+    assert sorted(stored) == sorted(f"contacts-{p}-{i}" for p in range(1, committed + 1) for i in range(3))
 
     again = sync_source(store, "s", adapter, mappings, clock=clock)
-    assert adapter.pulls[-2] == ("contacts", {"page": 2})
+    assert adapter.pulls[-2] == ("contacts", {"page": committed})
     assert [(r.entity, r.status, r.counts.fetched) for r in again] == [
-        ("contacts", "success", 6),
+        ("contacts", "success", 12 - 3 * committed),
         ("agents", "success", 12),
     ]
 

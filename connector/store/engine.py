@@ -71,6 +71,11 @@ class Store:
         """``"sqlite"`` or ``"postgresql"``."""
         return self.engine.dialect.name
 
+    @property
+    def shares_one_connection(self) -> bool:
+        """An in-memory SQLite store: all threads use its one connection, so their work must not overlap."""
+        return isinstance(self.engine.pool, StaticPool)
+
     def begin(self) -> AbstractContextManager[Connection]:
         """A connection in a transaction: committed on normal exit, rolled back on an exception."""
         return self.engine.begin()

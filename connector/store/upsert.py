@@ -1,4 +1,5 @@
-"""Writing canonical rows: the one upsert every sync and import goes through, and deletion marks.
+"""Writing canonical rows: the one upsert every sync and import goes through, appends to the
+ticket status log, and deletion marks.
 
 The CRM's modification time decides: a stored row is replaced only by a newer version, or by an
 equally new one whose content (``raw``) or deletion mark differs — Zoho formula fields change without
@@ -73,7 +74,7 @@ def _id_set(dialect: Dialect) -> tuple[str, Callable[[list[str]], Any]]:
     return "json_each(?) AS k", json.dumps
 
 
-def _rows_source(table: sa.Table, dialect: Dialect, rows: int) -> str:
+def _rows_source(columns: Sequence[sa.Column], dialect: Dialect, rows: int) -> str:
     """Where the new rows come from: column arrays on PostgreSQL, a multi-row VALUES on SQLite.
 
     psycopg re-parses any statement longer than 4 kB on every execution (its query cache stops
@@ -83,11 +84,11 @@ def _rows_source(table: sa.Table, dialect: Dialect, rows: int) -> str:
     quotes) and was four times slower.
     """
     if dialect.name == "postgresql":
-        arrays = ", ".join(f"CAST(%b AS {c.type.compile(dialect=dialect)}[])" for c in table.columns)
+        arrays = ", ".join(f"CAST(%b AS {c.type.compile(dialect=dialect)}[])" for c in columns)
         return f"SELECT * FROM unnest({arrays})"
     # Numbered column-major parameters (?N): the values go to the driver one column after another,
     # so the rows are never transposed into tuples (a third of what Python cost after conversion).
-    width = len(table.columns)
+    width = len(columns)
     values = (", ".join(f"?{column * rows + row + 1}" for column in range(width)) for row in range(rows))
     return "VALUES " + ", ".join(f"({row})" for row in values)
 
@@ -105,11 +106,24 @@ def upsert_sql(table: sa.Table, dialect: Dialect, rows: int = 1) -> str:
         f"{quote(c.name)} = excluded.{quote(c.name)}" for c in table.columns if c.name not in KEY
     )
     return (
-        f"INSERT INTO {name} ({columns}) {_rows_source(table, dialect, rows)} "
+        f"INSERT INTO {name} ({columns}) {_rows_source(list(table.columns), dialect, rows)} "
         f"ON CONFLICT (source, external_id) DO UPDATE SET {updates} "
         f"WHERE excluded.updated_at > {name}.updated_at OR (excluded.updated_at = {name}.updated_at AND "
         f"(excluded.raw {distinct} {name}.raw OR excluded.deleted_at {distinct} {name}.deleted_at))"
     )
+
+
+def _appended_columns(table: sa.Table) -> list[sa.Column]:
+    """Every column but a generated integer key (the database numbers appended rows)."""
+    return [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+
+
+def insert_sql(table: sa.Table, dialect: Dialect, rows: int = 1) -> str:
+    """A plain multi-row INSERT of :func:`_appended_columns` (SQLite; PostgreSQL takes any number)."""
+    quote = dialect.identifier_preparer.quote
+    columns = _appended_columns(table)
+    names = ", ".join(quote(c.name) for c in columns)
+    return f"INSERT INTO {quote(table.name)} ({names}) {_rows_source(columns, dialect, rows)}"
 
 
 def _existing_sql(table: sa.Table, dialect: Dialect) -> str:
@@ -121,10 +135,16 @@ def _existing_sql(table: sa.Table, dialect: Dialect) -> str:
     return f"SELECT count(*) FROM {ids} CROSS JOIN {name} AS t WHERE {match}"
 
 
+Render = Callable[[sa.Table, Dialect, int], str]
+
+
 @dataclass
 class _Plan:
+    """How one kind of statement (``render``: upsert or append) writes one table on one dialect."""
+
     table: sa.Table
     dialect: Dialect
+    render: Render
     existing_sql: str
     encode_ids: Callable[[list[str]], Any]
     converters: list[tuple[Callable[[Row], Any], Callable[[Any], Any] | None]]
@@ -132,14 +152,14 @@ class _Plan:
     statements: dict[int, str] = field(default_factory=dict)
 
     def statement(self, rows: int) -> str:
-        """The upsert for ``rows`` VALUES rows (SQLite); PostgreSQL's one statement ignores it."""
+        """The statement for ``rows`` VALUES rows (SQLite); PostgreSQL's one statement ignores it."""
         sql = self.statements.get(rows)
         if sql is None:
-            sql = self.statements[rows] = upsert_sql(self.table, self.dialect, rows)
+            sql = self.statements[rows] = self.render(self.table, self.dialect, rows)
         return sql
 
 
-_PLANS: dict[tuple[str, str, str], _Plan] = {}
+_PLANS: dict[tuple[str, str, str, Render], _Plan] = {}
 
 
 def _as_float(value: Any) -> float | None:
@@ -155,21 +175,23 @@ def _converter(column: sa.Column, dialect: Dialect) -> Callable[[Any], Any] | No
     return process
 
 
-def _plan(dialect: Dialect, entity: str) -> _Plan:
-    cache_key = (dialect.name, dialect.driver, entity)
+def _plan(dialect: Dialect, table: sa.Table, render: Render = upsert_sql) -> _Plan:
+    cache_key = (dialect.name, dialect.driver, table.name, render)
     plan = _PLANS.get(cache_key)
     if plan is None:
+        if dialect.name not in _MAX_PARAMS:
+            raise NotImplementedError(f"the store supports SQLite and PostgreSQL, not {dialect.name}")
         if dialect.name == "postgresql" and dialect.driver != "psycopg":
             raise NotImplementedError("the store needs psycopg 3 on PostgreSQL: postgresql+psycopg://…")
-        table = _table(entity)
-        per_statement = _MAX_PARAMS[dialect.name] // len(table.columns)
+        columns = list(table.columns) if render is upsert_sql else _appended_columns(table)
         plan = _PLANS[cache_key] = _Plan(
             table=table,
             dialect=dialect,
+            render=render,
             existing_sql=_existing_sql(table, dialect),
             encode_ids=_id_set(dialect)[1],
-            converters=[(itemgetter(c.name), _converter(c, dialect)) for c in table.columns],
-            rows_per_statement=min(_MAX_ROWS_PER_STATEMENT, per_statement),
+            converters=[(itemgetter(c.name), _converter(c, dialect)) for c in columns],
+            rows_per_statement=min(_MAX_ROWS_PER_STATEMENT, _MAX_PARAMS[dialect.name] // len(columns)),
         )
     return plan
 
@@ -233,7 +255,7 @@ def upsert(conn: Connection, entity: str, rows: Sequence[Row]) -> UpsertCounts:
     """Insert or update ``rows`` (every column of the entity's table) in the caller's transaction."""
     if not rows:
         return UpsertCounts()
-    plan = _plan(conn.dialect, entity)
+    plan = _plan(conn.dialect, _table(entity))
     _check_columns(entity, plan.table, rows)
     try:
         latest = _newest_per_key(rows)
@@ -243,6 +265,22 @@ def upsert(conn: Connection, entity: str, rows: Sequence[Row]) -> UpsertCounts:
     inserted = len(latest) - _count_existing(conn, plan, latest)
     updated = _write(conn, plan, columns) - inserted
     return UpsertCounts(inserted, updated, len(rows) - inserted - updated)
+
+
+def append_rows(conn: Connection, table: sa.Table, rows: Sequence[Row]) -> None:
+    """Plain INSERT of ``rows`` (every column but a generated key) on the upsert's fast path.
+
+    For append-only logs written once per synced record (ticket status history): SQLAlchemy's
+    ``executemany`` of dicts cost more than the record's whole upsert.
+    """
+    if not rows:
+        return
+    plan = _plan(conn.dialect, table, insert_sql)
+    try:
+        columns = _driver_columns(plan, rows)
+    except KeyError as exc:
+        raise ValueError(f"{table.name} row lacks column {exc.args[0]!r}") from None
+    _write(conn, plan, columns)
 
 
 def mark_deleted(conn: Connection, entity: str, source: str, items: Sequence[tuple[str, datetime]]) -> int:
