@@ -49,10 +49,6 @@ _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab(5) num
 _DOW_ITEM = re.compile(r"^(?:(?P<all>\*)|(?P<a>\w+)(?:-(?P<b>\w+))?)(?:/(?P<step>\d+))?$")
 
 
-class ScheduleError(ValueError):
-    """``[schedule]`` names something the rest of the config does not have."""
-
-
 def _cron_day(token: str) -> int:
     token = token.lower()
     if token in _CRON_DAYS:
@@ -118,12 +114,6 @@ class PlannedJob:
 def job_plan(config: Config) -> list[PlannedJob]:
     """The jobs ``[schedule]`` asks for, with ids ``sync``, ``sync:<source>``, ``metrics`` …"""
     schedule = config.schedule
-    unknown = sorted(set(schedule.sources) - set(config.sources))
-    if unknown:
-        raise ScheduleError(
-            f"schedule.sources.{unknown[0]}: there is no [sources.{unknown[0]}] "
-            f"(configured sources: {', '.join(config.sources) or 'none'})"
-        )
     chained = tuple(step for step in STEPS if schedule.step_schedule(step) == AFTER_SYNC)
     plan = []
     shared = tuple(name for name in config.sources if name not in schedule.sources)

@@ -215,6 +215,18 @@ BAD_CASES: list[tuple[str, str, str, str]] = [
     ("entities empty", SOURCE + "entities = []\n", "sources.main.entities", "leave the key out"),
     ("source name", SOURCE.replace("main", '"main clinic"'), 'sources."main clinic"', "letters, digits"),
     (
+        "schedule names no source",
+        SOURCE + '[schedule.sources.mian]\nsync = "*/5 * * * *"\n',
+        "schedule.sources.mian",
+        "there is no [sources.mian]; did you mean 'main'? (configured: main)",
+    ),
+    (
+        "push sources name no source",
+        SOURCE + '[push]\nsources = ["main", "b"]\n',
+        "push.sources[1]",
+        "there is no [sources.b] (configured: main)",
+    ),
+    (
         "env missing",
         '[clinic]\ntimezone = "${NO_SUCH_VAR}"\n',
         "clinic.timezone",

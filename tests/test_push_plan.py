@@ -13,7 +13,7 @@ from test_push_support import NOW, Clock, agent_ids, card_row, sandbox, store_ca
 
 from connector.config import Config, ConfigError, load_config
 from connector.jobs import JobEnv, run_step
-from connector.push import PushError, PushSettings, run_push
+from connector.push import PushSettings, run_push
 from connector.push.fieldmap import PushMapError, load_write_map
 from connector.store import Store, open_store
 from connector.store.schema import sync_runs
@@ -114,9 +114,11 @@ def test_push_settings_validate() -> None:
 def test_config_errors_name_the_key(tmp_path: Path, sqlite_url: str) -> None:
     with pytest.raises(ConfigError, match=r"push\.field_maps.*file not found"):
         config_with(tmp_path, sqlite_url, ZOHO_SOURCE + '[push.field_maps]\nzo = "missing.toml"\n')
-    config = config_with(tmp_path, sqlite_url, ZOHO_SOURCE + '[push]\nsources = ["zoho_main"]\n')
-    with pytest.raises(PushError, match=r"push.sources: there is no \[sources.zoho_main\]"):
-        run_push(open_store(sqlite_url), config, clock=Clock(), dry_run=True)
+    (tmp_path / "zoho_main.toml").write_text('extends = "zoho"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"push\.field_maps\.zoho_main: there is no \[sources\.zoho_main\]"):
+        config_with(tmp_path, sqlite_url, ZOHO_SOURCE + '[push.field_maps]\nzoho_main = "zoho_main.toml"\n')
+    with pytest.raises(ConfigError, match=r"push\.sources\[0\]: there is no \[sources\.zoho_main\]"):
+        config_with(tmp_path, sqlite_url, ZOHO_SOURCE + '[push]\nsources = ["zoho_main"]\n')
 
 
 # ---- what is planned ---------------------------------------------------------------------------

@@ -189,7 +189,7 @@ def test_bad_schedule_is_reported_with_its_key(tmp_path: Path, schedule: str, ke
 
 def test_schedule_for_an_unknown_source_is_a_usage_error(tmp_path: Path) -> None:
     path = write_config(tmp_path, "sqlite://", '[schedule.sources.nope]\nsync = "* * * * *"\n')
-    for command in (["status"], ["run"]):
+    for command in (["check"], ["status"], ["run"]):
         result = CliRunner().invoke(main, ["--config", str(path), *command])
         assert result.exit_code == 2 and "schedule.sources.nope" in result.output
 

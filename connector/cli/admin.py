@@ -20,7 +20,7 @@ from connector.delivery import failing_deliveries
 from connector.health import job_health
 from connector.i18n import tr
 from connector.runtime import build_source
-from connector.scheduler import ScheduleError, next_run_times
+from connector.scheduler import next_run_times
 from connector.store.schema import quarantine, sync_runs, sync_state
 
 if TYPE_CHECKING:
@@ -234,10 +234,7 @@ def _schedule_of(config: Config, job: str, source: str | None) -> str:
 def _jobs(app: AppContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every scheduled job's health and next run, and the failing ones."""
     config = app.config
-    try:
-        next_runs = next_run_times(config, app.clock())
-    except ScheduleError as exc:
-        app.fail(f"{config.path}: {exc}", ExitCode.USAGE)
+    next_runs = next_run_times(config, app.clock())
     limit = config.schedule.unhealthy_after_failures
     jobs = [
         {

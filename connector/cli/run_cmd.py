@@ -21,7 +21,7 @@ from connector.cli.context import AppContext, ExitCode
 from connector.health import HealthServer
 from connector.i18n import tr
 from connector.jobs import JobEnv, JobOutcome, StopSignal, once_steps, run_chain
-from connector.scheduler import Daemon, ScheduleError, next_fire
+from connector.scheduler import Daemon, next_fire
 
 MESSAGES = {
     "started": {
@@ -60,10 +60,7 @@ MESSAGES = {
 
 
 def _daemon(app: AppContext, env: JobEnv, health_host: str | None, health_port: int | None) -> None:
-    try:
-        daemon = Daemon(env)
-    except ScheduleError as exc:
-        app.fail(f"{app.config.path}: {exc}", ExitCode.USAGE)
+    daemon = Daemon(env)
     connector_log = logging.getLogger("connector")
     if connector_log.getEffectiveLevel() > logging.INFO:
         connector_log.setLevel(logging.INFO)  # a daemon's log is its record of what ran

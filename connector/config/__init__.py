@@ -45,6 +45,7 @@ from connector.config.problems import (
     show,
 )
 from connector.config.problems import unknown_key as _unknown_key
+from connector.config.references import reference_problems
 
 __all__ = [
     "SECTION_CONFIG",
@@ -105,6 +106,8 @@ def parse_config(text: str, path: Path, *, environ: Mapping[str, str] | None = N
         config = Config.model_validate({**data, "sources": sources}, context=context)
     except ValidationError as exc:
         problems += problems_from(exc, Config, path)
+    else:
+        problems += reference_problems(config, path)
 
     # A key whose ${VAR} is missing still holds the reference; its other complaints would be noise.
     blocked = {problem.key for problem in env_problems}

@@ -105,20 +105,13 @@ class PushReport:
 
 def push_targets(config: Config) -> list[str]:
     """The sources scorecards go to (``[push] sources``, else every source that can take them)."""
-    settings = config.push
-    for name in settings.field_maps:
-        if name not in config.sources:
-            raise PushError(f"push.field_maps.{name}: there is no [sources.{name}]")
+    settings = config.push  # the source names in it were checked when the config was loaded
     if settings.sources is None:
         return [
             name
             for name, source in config.sources.items()
             if name in settings.field_maps or bundled_write_map_path(source.kind) is not None
         ]
-    for name in settings.sources:
-        if name not in config.sources:
-            known = ", ".join(config.sources) or "none"
-            raise PushError(f"push.sources: there is no [sources.{name}] (configured: {known})")
     return list(settings.sources)
 
 
