@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -74,6 +74,20 @@ class CheckResult:
     detail: str
     api_calls: int = 0
     facts: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class CallBudgetSpent(Protocol):
+    """What an adapter raises when the CRM takes no more calls before ``resets_at`` (ShareCRM's
+    daily quota, errorCode 30002).
+
+    Nothing is wrong with the connector or its setup, and nothing can be done before the reset: the
+    sync records the entity ``stopped`` with the message, starts none of the source's remaining
+    entities, and the next run after the reset resumes from the stored cursors. It does not count as
+    a failure towards ``/healthz``.
+    """
+
+    resets_at: datetime
 
 
 class Adapter(Protocol):

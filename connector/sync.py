@@ -28,7 +28,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from connector.adapter import Adapter, Cursor, DeletedPage, Page
+from connector.adapter import Adapter, CallBudgetSpent, Cursor, DeletedPage, Page
 from connector.clock import Clock
 from connector.mapping import EntityMapping, RecordError
 from connector.prefetch import ReadAhead
@@ -62,9 +62,10 @@ class EntityRun:
     counts: RunCounts = field(default_factory=RunCounts)
     error: str | None = None
     quarantine_reasons: list[str] = field(default_factory=list)
+    resumes_at: datetime | None = None  # stopped by the CRM's call budget: nothing before this time
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "source": self.source,
             "entity": self.entity,
             "run_id": self.run_id,
@@ -72,6 +73,9 @@ class EntityRun:
             **asdict(self.counts),
             "error": self.error,
         }
+        if self.resumes_at is not None:
+            data["resumes_at"] = self.resumes_at.isoformat()
+        return data
 
 
 PageCallback = Callable[[EntityRun], None]
@@ -295,9 +299,14 @@ def sync_entity(
                 if stopped := stop():
                     break
         run.status = "stopped" if stopped else "success"
-    except Exception as exc:  # the run is recorded failed; the cursor stays at the last committed page
-        log.warning("sync of %s.%s failed: %s", source, entity, exc)
-        run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # the run is recorded; the cursor stays at the last committed page
+        run.error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, CallBudgetSpent):
+            log.warning("sync of %s.%s stopped: %s", source, entity, exc)
+            run.status, run.resumes_at = "stopped", exc.resets_at
+        else:
+            log.warning("sync of %s.%s failed: %s", source, entity, exc)
+            run.status = "failed"
     run.counts.api_calls = adapter.api_calls - calls_before
     with store.begin() as conn:
         _record_counts(conn, run.run_id, run.counts, status=run.status, error=run.error, finished_at=clock())
@@ -369,7 +378,9 @@ def sync_source(
 ) -> list[EntityRun]:
     """Sync every wanted entity of one source in adapter order; one failed entity does not stop the rest.
 
-    A stop request ends the entity in flight (see :func:`sync_entity`) and starts no further one.
+    A stop request ends the entity in flight (see :func:`sync_entity`) and starts no further one; so
+    does a spent call budget (:class:`connector.adapter.CallBudgetSpent`), which the rest would only
+    run into again.
     """
     stop = should_stop or _never
     runs = []
@@ -378,16 +389,11 @@ def sync_source(
             continue  # an adapter may support entities this source's mapping leaves out
         if stop():
             break
-        runs.append(
-            sync_entity(
-                store,
-                source,
-                adapter,
-                mappings[entity],
-                full=full,
-                clock=clock,
-                on_page=on_page,
-                should_stop=stop,
-            )
+        mapping = mappings[entity]
+        run = sync_entity(
+            store, source, adapter, mapping, full=full, clock=clock, on_page=on_page, should_stop=stop
         )
+        runs.append(run)
+        if run.resumes_at is not None:
+            break
     return runs

@@ -248,3 +248,36 @@ def test_write_back_upserts_scorecards_and_creates_alert_tasks_once(tmp_path: Pa
         task = {"name": "投诉超时预警", "owner": agents[0], "field_fingerprint__c": "fp-42"}
         (result,) = adapter.create_records("object_alert__c", [task], key_fields=["field_fingerprint__c"])
         assert result.ok and len(sandbox.app.written["object_alert__c"]) == 1
+
+
+def test_a_spent_daily_quota_stops_the_source_until_the_reset_then_resumes(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ShareCRM's errorCode 30002 mid-sync: the entity in flight is recorded stopped with the reset
+    time (00:00 Beijing), the source's other entities are not begun, the command still exits 0 and
+    nothing counts as a failure; the next day's sync completes and the store equals the sandbox."""
+    size = {"agents": 5, "contacts": 250, "tickets": 450, "follow_ups": 40, "calls": 40, "surveys": 10}
+    clinic = generate_clinic(7, size, now=NOW)
+    with start_sandbox(create_app("sharecrm", clinic, rate_limit_window_s=2.0, daily_quota=8)) as sandbox:
+        config = write_config(tmp_path, sandbox, 2.0, sqlite_url)
+        first = by_entity(sync(config, sandbox, monkeypatch))
+        assert [(e, run["status"]) for e, run in first.items()] == [
+            ("agents", "success"),
+            ("contacts", "success"),
+            ("tickets", "stopped"),  # follow_ups, calls and surveys were not begun
+        ]
+        tickets = first["tickets"]
+        assert "30002" in tickets["error"] and tickets["resumes_at"] == "2026-10-31T16:00:00+00:00"
+        assert 0 < len(stored(sqlite_url, "tickets")) == tickets["fetched"] < 450  # kept what it got
+
+        monkeypatch.setenv("CRM_CONNECTOR_NOW", sandbox.clinic.now.isoformat())
+        status = CliRunner().invoke(main, ["--config", str(config), "--json", "status"])
+        assert status.exit_code == 0, status.output
+        assert json.loads(status.output)["failing"] == []  # a spent quota is no failure
+
+        sandbox.app.daily_quota = 100  # past midnight, with quota to spare
+        sandbox.advance(timedelta(hours=24), rng_seed=3, change_share=0.0)
+        second = by_entity(sync(config, sandbox, monkeypatch))
+        assert {run["status"] for run in second.values()} == {"success"}
+        assert second["tickets"]["fetched"] == 450 - tickets["fetched"]  # resumed, not restarted
+        assert_store_equals_sandbox(sqlite_url, sandbox, invalid_visible=False)

@@ -13,6 +13,7 @@ from fake_time import FakeTime
 from sharecrm_support import QUERY_URL, SECRETS, FakeObject, add_token, failure, make_adapter, rows, serve
 
 from adapters.sharecrm.errors import QuotaExhausted, classify, next_reset
+from connector.adapter import CallBudgetSpent
 from connector.http import AuthError, Decision, FatalApiError, Reply, RetryExhausted
 
 
@@ -191,6 +192,7 @@ def test_quota_exhaustion_stops_cleanly_keeps_the_cursor_and_spends_no_more_call
     text = str(caught.value)
     assert "00:00" in text and "Asia/Shanghai" in text and "北京时间" in text and "2026-10-09 00:00" in text
     assert caught.value.resets_at == datetime(2026, 10, 8, 16, 0, tzinfo=UTC)
+    assert isinstance(caught.value, CallBudgetSpent)  # so the sync records it stopped, not failed
     assert committed[-1].cursor is not None and committed[-1].cursor["last_id"] == rows(250)[199]["_id"]
     calls = len(responses.calls)
     with pytest.raises(QuotaExhausted):

@@ -65,6 +65,7 @@ class FakeAdapter:
     pages: dict[str, list[list[dict[str, Any]]]]
     deletions: dict[str, list[DeletedPage]] = field(default_factory=dict)
     fail_after: int | None = None
+    error: Exception = field(default_factory=lambda: ApiError("HTTP 503 from the CRM"))
     calls: int = 0
     pulls: list[tuple[str, Cursor | None]] = field(default_factory=list)
     deletion_pulls: list[tuple[str, Cursor | None]] = field(default_factory=list)
@@ -82,7 +83,7 @@ class FakeAdapter:
         for yielded, number in enumerate(range(start + 1, len(self.pages[entity]) + 1)):
             self.calls += 1
             if self.fail_after is not None and yielded == self.fail_after:
-                raise ApiError("HTTP 503 from the CRM")
+                raise self.error
             yield Page(records=self.pages[entity][number - 1], cursor={"page": number})
 
     def deleted(self, entity: str, cursor: Cursor | None) -> Iterator[DeletedPage]:
@@ -496,6 +497,45 @@ def test_api_error_mid_stream_records_a_failed_run(store: Store, mappings: dict[
     assert cursor_of(store) == {"page": 1}
     assert set(stored_tickets(store)) == {"t1"}
     assert adapter.deletion_pulls == []  # deletions wait for a run whose records stream got through
+
+
+class QuotaSpent(RuntimeError):
+    """Shaped like ShareCRM's QuotaExhausted (a :class:`connector.adapter.CallBudgetSpent`)."""
+
+    def __init__(self, resets_at: datetime) -> None:
+        super().__init__("the daily API quota is used up")
+        self.resets_at = resets_at
+
+
+def test_a_spent_call_budget_stops_the_source_until_it_resets(
+    store: Store, mappings: dict[str, EntityMapping]
+) -> None:
+    """Not a failure: the entity ends stopped with the reason and the reset time, the cursor stays at
+    the last committed page, and the source's other entities are not begun (they would only hit the
+    same refusal). The next run resumes from the cursor."""
+    resets_at = datetime(2026, 10, 2, 16, tzinfo=UTC)  # 00:00 Asia/Shanghai
+    contacts = [[{"id": "c1", "updated_at": at(1), "name": "王芳"}]]
+    pages = {"tickets": [[ticket("t1", 1)], [ticket("t2", 2)]], "contacts": contacts}
+    adapter = FakeAdapter(pages, fail_after=1, error=QuotaSpent(resets_at))
+
+    runs = sync_source(store, SOURCE, adapter, mappings, clock=fixed_clock(NOW))
+
+    [run] = runs
+    assert (run.entity, run.status, run.resumes_at) == ("tickets", "stopped", resets_at)
+    assert run.error == "QuotaSpent: the daily API quota is used up"
+    assert run.as_dict()["resumes_at"] == "2026-10-02T16:00:00+00:00"
+    assert [entity for entity, _ in adapter.pulls] == ["tickets"]
+    row = run_row(store, run.run_id)
+    assert (row.status, row.error, row.fetched) == ("stopped", run.error, 1)
+    assert cursor_of(store) == {"page": 1}
+
+    after_reset = FakeAdapter(pages)
+    resumed = sync_source(store, SOURCE, after_reset, mappings, clock=fixed_clock(resets_at))
+    assert [(r.entity, r.status, r.counts.fetched) for r in resumed] == [
+        ("tickets", "success", 1),
+        ("contacts", "success", 1),
+    ]
+    assert after_reset.pulls[0] == ("tickets", {"page": 1})
 
 
 def test_a_failed_entity_does_not_stop_the_others(store: Store, mappings: dict[str, EntityMapping]) -> None:

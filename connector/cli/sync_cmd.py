@@ -3,7 +3,9 @@
 Each source is synced under the store lock ``sync:<source>`` that scheduled syncs take too, so a
 manual sync never runs alongside ``crm-connector run`` (or another manual sync) on the same source.
 By default a busy source is not waited for: the command says who holds it and exits 1;
-``--wait SECONDS`` waits that long first. SIGTERM/SIGINT finish the page in flight and exit 0.
+``--wait SECONDS`` waits that long first. SIGTERM/SIGINT commit the pages already fetched and exit 0.
+A CRM whose daily call quota is spent ends that source ``stopped`` (exit 0 too): the error line says
+when the quota resets, and the next sync after that resumes from the stored cursors.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ MESSAGES = {
     },
     "unknown_holder": {"en": "holder unknown", "zh": "持有者未知"},
     "stopping": {
-        "en": "Stopped on request after committing the page in flight; the next sync resumes there.",
-        "zh": "已按请求停止：当前页已提交，下次同步从此处继续。",
+        "en": "Stopped on request after committing the pages already fetched; the next sync resumes there.",
+        "zh": "已按请求停止：已拉取的页均已提交，下次同步从此处继续。",
     },
 }
 
@@ -163,7 +165,8 @@ def print_runs(app: AppContext, runs: list[EntityRun]) -> None:
 def print_outcomes(app: AppContext, outcomes: list[JobOutcome]) -> None:
     """The entity table, then what happened to sources that never got to their entities."""
     lang = app.lang
-    print_runs(app, [run for outcome in outcomes for run in outcome.runs])
+    runs = [run for outcome in outcomes for run in outcome.runs]
+    print_runs(app, runs)
     for outcome in outcomes:
         if outcome.status == "skipped":
             holder = _holder(outcome.holder, lang)
@@ -173,7 +176,9 @@ def print_outcomes(app: AppContext, outcomes: list[JobOutcome]) -> None:
         else:
             continue
         app.console.print(message, markup=False, emoji=False, highlight=False)  # errors are not markup
-    if any(outcome.status == "stopped" for outcome in outcomes):
+    if any(run.status == "stopped" and run.resumes_at is None for run in runs) or any(
+        outcome.status == "stopped" and not outcome.runs for outcome in outcomes
+    ):  # a stop request, not the CRM's spent call budget (whose error line says when it resets)
         app.console.print(tr(MESSAGES, "stopping", lang))
 
 
