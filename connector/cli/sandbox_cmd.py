@@ -12,7 +12,14 @@ import click
 
 from connector.cli.context import AppContext, ExitCode
 from connector.i18n import tr
-from connector.sandbox import available_crms, create_app, generate_clinic, start_sandbox
+from connector.sandbox import (
+    SandboxOptionError,
+    app_options,
+    available_crms,
+    create_app,
+    generate_clinic,
+    start_sandbox,
+)
 from connector.sandbox.faults import FaultError, parse_fault_options
 from connector.sandbox.server import RunningSandbox
 
@@ -41,6 +48,8 @@ CATALOG = {
     },
     "stopped": {"en": "Sandbox stopped.", "zh": "沙箱已停止。"},
     "bad_fault": {"en": "Invalid --fault: {error}", "zh": "--fault 参数无效：{error}"},
+    "bad_option": {"en": "Invalid --option: {error}", "zh": "--option 参数无效：{error}"},
+    "options": {"en": "Options: {options}", "zh": "模拟参数：{options}"},
     "port_busy": {"en": "Cannot listen on {host}:{port}: {error}", "zh": "无法监听 {host}:{port}：{error}"},
 }
 
@@ -66,6 +75,14 @@ CATALOG = {
     "malformed=SHARE or malformed=ID,ID (repeatable).",
 )
 @click.option(
+    "--option",
+    "app_settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set the emulation: e.g. daily_quota=500, invalid_visible=false (ShareCRM), "
+    "picklist_language=zh (Zoho); an unknown name lists the ones there are (repeatable).",
+)
+@click.option(
     "--source", default=None, help="Source name in the printed config snippet (default: the CRM name)."
 )
 @click.pass_obj
@@ -77,6 +94,7 @@ def sandbox(
     seed: int,
     size: str,
     fault_options: tuple[str, ...],
+    app_settings: tuple[str, ...],
     source: str | None,
 ) -> None:
     """Serve a local CRM sandbox seeded with a synthetic clinic (Ctrl-C to stop)."""
@@ -85,8 +103,12 @@ def sandbox(
         faults = parse_fault_options(fault_options)
     except FaultError as exc:
         ctx.fail(tr(CATALOG, "bad_fault", lang, error=exc), ExitCode.USAGE)
+    try:
+        options = app_options(crm, app_settings)
+    except SandboxOptionError as exc:
+        ctx.fail(tr(CATALOG, "bad_option", lang, error=exc), ExitCode.USAGE)
     clinic = generate_clinic(seed, size, now=ctx.clock().replace(microsecond=0))
-    app = create_app(crm, clinic)
+    app = create_app(crm, clinic, **options)
     try:
         running = start_sandbox(app, host, port, faults=faults)
     except OSError as exc:
@@ -101,6 +123,7 @@ def sandbox(
         "credentials": app.credentials(),
         "config": snippet,
         "faults": faults,
+        "options": options,
     }
 
     def human() -> None:
@@ -109,6 +132,8 @@ def sandbox(
         echo(tr(CATALOG, "data", lang, seed=seed, size=size, now=clinic.now.isoformat(), **counts))
         if faults:
             echo(tr(CATALOG, "faults", lang, faults=", ".join(f"{k}={v}" for k, v in faults.items())))
+        if options:
+            echo(tr(CATALOG, "options", lang, options=", ".join(f"{k}={v}" for k, v in options.items())))
         echo(tr(CATALOG, "credentials", lang))
         for key, value in app.credentials().items():
             echo(f"  {key} = {value}")

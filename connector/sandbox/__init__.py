@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import typing
+from collections.abc import Iterable
 from typing import Any
 
 from connector.sandbox.clinic import Clinic, generate_clinic
+from connector.sandbox.options import SandboxOptionError, parse_app_options
 from connector.sandbox.server import RunningSandbox, SandboxApp, start_sandbox
 
 #: CRM name → module defining ``create_app(clinic, **options) -> SandboxApp``.
@@ -29,12 +32,22 @@ def available_crms() -> list[str]:
     return [name for name, module in APPS.items() if importlib.util.find_spec(module) is not None]
 
 
-def create_app(crm: str, clinic: Clinic, **options: Any) -> SandboxApp:
-    """The ``crm`` emulation serving ``clinic``."""
+def _factory(crm: str) -> Any:
     if crm not in available_crms():
         raise KeyError(f"no sandbox for {crm!r}; available: {', '.join(available_crms())}")
-    module = importlib.import_module(APPS[crm])
-    return module.create_app(clinic, **options)
+    return importlib.import_module(APPS[crm]).create_app
+
+
+def create_app(crm: str, clinic: Clinic, **options: Any) -> SandboxApp:
+    """The ``crm`` emulation serving ``clinic``."""
+    return _factory(crm)(clinic, **options)
+
+
+def app_options(crm: str, items: Iterable[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` settings for ``crm``'s app, checked against the class its ``create_app``
+    returns (see :mod:`connector.sandbox.options`); raises ``SandboxOptionError``."""
+    app_class = typing.get_type_hints(_factory(crm))["return"]
+    return parse_app_options(app_class, items)
 
 
 __all__ = [
@@ -42,6 +55,8 @@ __all__ = [
     "Clinic",
     "RunningSandbox",
     "SandboxApp",
+    "SandboxOptionError",
+    "app_options",
     "available_crms",
     "create_app",
     "generate_clinic",
