@@ -1,10 +1,10 @@
 """Reading the next page from the CRM while the current one is written to the store.
 
 A sync alternates between waiting on the CRM (the request, the server's work, the transfer) and
-working on the page it got (mapping, upserting, committing). Reading page k+1 in a background
-thread while page k is stored overlaps the two; the network wait and the database's own work
-release the GIL, so on a 2-core machine the first full sync of a clinic runs markedly faster
-(bench/sync_zoho.py).
+working on the page it got (mapping, upserting, committing). Fetching page k+1 in a background
+thread while page k is mapped and stored overlaps the two: a thread waiting on the network does not
+hold the GIL. The thread only fetches and parses; mapping stays with the consumer, because a second
+thread busy in Python would make the consumer queue for the GIL after every database call.
 
 Only ONE item is read ahead, so memory stays at a few pages, and the consumer still commits the
 pages in order with their cursors: a crash loses at most the pages not yet committed, and the next

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -210,25 +210,6 @@ class _PageWriter:
             conn.execute(stmt, {"ids": list(external_ids[start : start + _IDS_PER_STATEMENT])})
 
 
-@dataclass
-class _MappedPage:
-    """A pulled page, mapped; ``now`` (when it was mapped) stamps its rows' ``synced_at``."""
-
-    page: Page
-    rows: list[dict[str, Any]]
-    bad: list[dict[str, Any]]
-    now: datetime
-
-
-def _mapped(pages: Iterator[Page], writer: _PageWriter, clock: Clock) -> Iterator[_MappedPage]:
-    """Pages as they will be committed. Mapped in the read-ahead thread: while this thread stores
-    page k (the database works without holding the GIL), that one fetches and maps page k+1."""
-    for page in pages:
-        now = clock()
-        rows, bad = writer.map_page(page.records, now)
-        yield _MappedPage(page, rows, bad, now)
-
-
 def _start_run(store: Store, source: str, entity: str, now: datetime) -> int:
     with store.begin() as conn:
         return conn.execute(
@@ -280,12 +261,13 @@ def sync_entity(
             cursor = None if full else load_cursor(conn, source, entity, "records")
             deletions_cursor = None if full else load_cursor(conn, source, entity, "deletions")
         stopped = False
-        mapped = _mapped(adapter.pull(entity, cursor), writer, clock)
-        # Not threaded on an in-memory SQLite store: its one connection would be shared by two
-        # threads (the adapter's token cache writes to the store).
-        with ReadAhead(mapped, name=f"pull-{entity}", threaded=not store.shares_one_connection) as pages:
+        # The next page is fetched while this one is mapped and stored (connector.prefetch). Not on
+        # an in-memory SQLite store: its one connection would be shared by two threads (the
+        # adapter's token cache writes to the store).
+        pulled = adapter.pull(entity, cursor)
+        with ReadAhead(pulled, name=f"pull-{entity}", threaded=not store.shares_one_connection) as pages:
             for page in pages:
-                _commit_page(store, run, writer, page, adapter, calls_before)
+                _commit_page(store, run, writer, page, clock, adapter, calls_before)
                 if on_page:
                     on_page(run)
                 if not stopped and stop():
@@ -325,16 +307,18 @@ def _commit_page(
     store: Store,
     run: EntityRun,
     writer: _PageWriter,
-    mapped: _MappedPage,
+    page: Page,
+    clock: Clock,
     adapter: Adapter,
     calls_before: int,
 ) -> None:
-    page, now = mapped.page, mapped.now
+    now = clock()
+    rows, bad = writer.map_page(page.records, now)
     # Counted on a copy that replaces the run's counts only once the page is committed: a page rolled
     # back must not show up in the run row that records the failure.
     counts = replace(run.counts, fetched=run.counts.fetched + len(page.records))
     with store.begin() as conn:
-        writer.write(conn, mapped.rows, mapped.bad, now, counts)
+        writer.write(conn, rows, bad, now, counts)
         if page.cursor is not None:
             save_cursor(conn, run.source, run.entity, "records", page.cursor, now)
         counts.api_calls = adapter.api_calls - calls_before
