@@ -34,10 +34,10 @@ from connector.mapping import EntityMapping, RecordError
 from connector.prefetch import ReadAhead
 from connector.store import Store, mark_deleted, mark_missing_deleted, upsert
 from connector.store.schema import ENTITY_TABLES, quarantine, sync_runs, sync_state
+from connector.store.upsert import id_set
 from connector.ticket_history import derive_resolution
 
 log = logging.getLogger(__name__)
-_IDS_PER_STATEMENT = 500
 
 
 @dataclass
@@ -201,13 +201,14 @@ class _PageWriter:
 
     def _release_fixed(self, conn: Connection, external_ids: Sequence[str]) -> None:
         """A record that maps now (the CRM data or the mapping was fixed) leaves the quarantine."""
-        stmt = sa.delete(quarantine).where(
-            quarantine.c.source == self.source,
-            quarantine.c.entity == self.entity,
-            quarantine.c.external_id.in_(sa.bindparam("ids")),
+        id_items, encode = id_set(conn.dialect)
+        conn.execute(
+            sa.text(
+                "DELETE FROM quarantine WHERE source = :source AND entity = :entity "
+                f"AND external_id IN (SELECT k.value FROM {id_items})"
+            ),
+            {"source": self.source, "entity": self.entity, "ids": encode(list(external_ids))},
         )
-        for start in range(0, len(external_ids), _IDS_PER_STATEMENT):  # stay under drivers' parameter limits
-            conn.execute(stmt, {"ids": list(external_ids[start : start + _IDS_PER_STATEMENT])})
 
 
 def _start_run(store: Store, source: str, entity: str, now: datetime) -> int:

@@ -19,24 +19,25 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connector.store.schema import ticket_status_history, tickets
-from connector.store.upsert import append_rows
+from connector.store.upsert import append_rows, id_set
 
 RESOLVED_STATUSES = frozenset({"resolved", "closed"})
-_IDS_PER_QUERY = 500
 
 
 def derive_resolution(conn: Connection, source: str, rows: Sequence[dict[str, Any]], now: datetime) -> None:
     """Fill ``resolved_at`` on ``rows`` (in place) and record their status transitions."""
     if not rows:
         return
-    query = sa.select(
-        tickets.c.external_id, tickets.c.status, tickets.c.resolved_at, tickets.c.updated_at
-    ).where(tickets.c.source == source, tickets.c.external_id.in_(sa.bindparam("ids")))
+    id_items, encode = id_set(conn.dialect)
+    query = sa.text(
+        f"SELECT t.external_id, t.status, t.resolved_at, t.updated_at FROM {id_items} "
+        "CROSS JOIN tickets AS t WHERE t.source = :source AND t.external_id = k.value"
+    ).columns(tickets.c.external_id, tickets.c.status, tickets.c.resolved_at, tickets.c.updated_at)
     ids = sorted({row["external_id"] for row in rows})
-    latest: dict[str, tuple[str | None, datetime | None, datetime]] = {}
-    for start in range(0, len(ids), _IDS_PER_QUERY):  # pages may be larger than a driver's parameter limit
-        for r in conn.execute(query, {"ids": ids[start : start + _IDS_PER_QUERY]}):
-            latest[r.external_id] = (r.status, r.resolved_at, r.updated_at)
+    latest: dict[str, tuple[str | None, datetime | None, datetime]] = {
+        r.external_id: (r.status, r.resolved_at, r.updated_at)
+        for r in conn.execute(query, {"ids": encode(ids), "source": source})
+    }
     transitions = []
     for row in sorted(rows, key=lambda r: r["updated_at"]):
         previous = latest.get(row["external_id"])

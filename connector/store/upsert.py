@@ -63,15 +63,22 @@ def _mark(dialect: Dialect) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
-def _id_set(dialect: Dialect) -> tuple[str, Callable[[list[str]], Any]]:
-    """A set of ids bound as ONE parameter, as a FROM item ``k`` with column ``value``.
+def _id_set(dialect: Dialect, placeholder: str | None = None) -> tuple[str, Callable[[list[str]], Any]]:
+    """A set of ids bound as ONE parameter, as a FROM item ``k`` with column ``value``, and how to
+    encode the list for it. ``placeholder`` defaults to the driver's own (for ``exec_driver_sql``).
 
     One parameter has no bound-parameter limit, so 10⁵ ids need neither chunking nor a giant
-    ``IN`` list (which PostgreSQL also plans badly once a generic plan is cached).
+    ``IN`` list (which PostgreSQL also plans badly once a generic plan is cached, and which
+    SQLAlchemy re-renders on every execution).
     """
     if dialect.name == "postgresql":
-        return "unnest(CAST(%b AS text[])) AS k(value)", list
-    return "json_each(?) AS k", json.dumps
+        return f"unnest(CAST({placeholder or '%b'} AS text[])) AS k(value)", list
+    return f"json_each({placeholder or '?'}) AS k", json.dumps
+
+
+def id_set(dialect: Dialect, name: str = "ids") -> tuple[str, Callable[[list[str]], Any]]:
+    """:func:`_id_set` for ``sa.text`` statements: the FROM item binds ``:name``."""
+    return _id_set(dialect, f":{name}")
 
 
 def _rows_source(columns: Sequence[sa.Column], dialect: Dialect, rows: int) -> str:
