@@ -145,6 +145,8 @@ class _PageWriter:
         self, records: Iterable[Mapping[str, Any]], now: datetime
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         rows, bad = [], []
+        blank = dict.fromkeys(self.columns)  # every column, so the upsert gets complete rows
+        blank.update(source=self.source, synced_at=now)
         for raw in records:
             try:
                 mapped = self.mapping.apply(raw)
@@ -157,9 +159,9 @@ class _PageWriter:
                     }
                 )
                 continue
-            row = dict.fromkeys(self.columns)
+            row = blank.copy()
             row.update(mapped)
-            row.update(source=self.source, synced_at=now, raw=canonical_json(raw))
+            row["raw"] = canonical_json(raw)
             rows.append(row)
         return rows, bad
 
