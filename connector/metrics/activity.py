@@ -25,10 +25,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from connector.metrics.sql import Scope, at
+from connector.metrics.sql import KEY_COLUMNS, Scope, at
 from connector.store.schema import assessments, calls, follow_ups, surveys, tickets
-
-KEY_COLUMNS = ("key_source", "key_id")
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:

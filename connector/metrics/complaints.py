@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from connector.metrics.sla import clocked
-from connector.metrics.sql import Scope, at, epoch, least_of, materialized, seconds
+from connector.metrics.sql import KEY_COLUMNS, Scope, at, epoch, least_of, materialized, seconds
 from connector.store.schema import calls, follow_ups
 from connector.store.types import UTCDateTime
 
@@ -148,15 +148,15 @@ def complaint_totals(facts: sa.Subquery) -> sa.Subquery:
     def count(column: ColumnElement, state: str) -> ColumnElement[int]:
         return sa.func.count(sa.case((column == state, 1)))
 
+    keys = [facts.c[k] for k in KEY_COLUMNS]
     return (
         sa.select(
-            facts.c.key_source,
-            facts.c.key_id,
+            *keys,
             count(facts.c.response_state, "met").label("response_met"),
             count(facts.c.response_state, "breached").label("response_breached"),
             count(facts.c.resolution_state, "met").label("resolution_met"),
             count(facts.c.resolution_state, "breached").label("resolution_breached"),
         )
-        .group_by(facts.c.key_source, facts.c.key_id)
+        .group_by(*keys)
         .subquery("complaint_totals")
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from connector.calendar import BusinessCalendar
 from connector.metrics import activity
 from connector.metrics.agents import AgentDirectory, AgentKey, load_directory
+from connector.metrics.definitions import METRICS
 from connector.metrics.model import Scorecard
 from connector.metrics.periods import Period
 from connector.metrics.scoring import competition_ranks, goal_statuses, score_metrics
@@ -40,17 +41,24 @@ WORKERS = max(1, min(4, os.cpu_count() or 1))
 GROUPS = ("tickets", "activity")
 
 
-def _queries(scope: Scope, group: str) -> list[tuple[sa.Select, str]]:
-    """The statements of ``group`` and the prefix their columns get in an agent's totals."""
+def _queries(scope: Scope, group: str, metrics: Collection[str]) -> list[tuple[sa.Select, str]]:
+    """The statements of ``group`` that ``metrics`` need, and the prefix their columns get.
+
+    The distinct contacts, the median and the reopen counts are over a third of a period's work and
+    feed no default score, so a period computed only for a trend's composite leaves them out unless
+    they are scored.
+    """
     if group == "tickets":
-        return [(ticket_totals(scope), "")]
-    return [
+        return [(ticket_totals(scope, metrics), "")]
+    queries = [
         (activity.survey_totals(scope), "survey_"),
         (activity.call_totals(scope), ""),
         (activity.follow_up_totals(scope), ""),
-        (activity.contacts_served(scope), ""),
         (activity.assessment_totals(scope), ""),
     ]
+    if not {"contacts_served", "contacts_per_hour"}.isdisjoint(metrics):
+        queries.append((activity.contacts_served(scope), ""))
+    return queries
 
 
 @contextmanager
@@ -128,20 +136,24 @@ class Computation:
                 )
             yield Scope(self.settings, start, end, self.as_of, self.keys, self.conn.dialect.name, work)
 
-    def totals(self, period: Period, groups: Sequence[str] = GROUPS) -> dict[AgentKey, Totals]:
-        """Per agent key, the counts and means of ``groups`` (see :data:`GROUPS`) in ``period``."""
+    def totals(
+        self, period: Period, groups: Sequence[str] = GROUPS, metrics: Collection[str] = METRICS
+    ) -> dict[AgentKey, Totals]:
+        """Per agent key, the counts and means of ``groups`` (see :data:`GROUPS`) in ``period``
+        behind ``metrics`` (others may be left out)."""
         per_key: dict[AgentKey, Totals] = defaultdict(dict)
         with self.scope(period.start_utc, period.end_utc) as scope:
             for group in groups:
-                for query, prefix in _queries(scope, group):
+                for query, prefix in _queries(scope, group, metrics):
                     for row in self.conn.execute(query).mappings():
                         key, values = (row["key_source"], row["key_id"]), dict(row)
                         del values["key_source"], values["key_id"]
                         per_key[key].update({f"{prefix}{name}": value for name, value in values.items()})
         return per_key
 
-    def metrics(self, period: Period) -> PeriodMetrics:
-        return period_metrics(self.calendar, period, self.as_of, self.totals(period))
+    def metrics(self, period: Period, metrics: Collection[str] = METRICS) -> PeriodMetrics:
+        """Every agent's metrics of ``period``; only those in ``metrics`` are sure to be right."""
+        return period_metrics(self.calendar, period, self.as_of, self.totals(period, GROUPS, metrics))
 
 
 def scheduled_hours(calendar: BusinessCalendar, period: Period, as_of: datetime) -> float:

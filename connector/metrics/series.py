@@ -10,6 +10,8 @@ are used when they are final — computed after the period ended and not after `
 routine recomputation of the current month does not recompute last month; otherwise (never
 stored, stored mid-period, or a recomputation "as of" an earlier moment) it is computed afresh.
 Late data for a closed period is picked up by recomputing that period, which replaces its rows.
+A period computed only for a trend needs just its composites, so it skips the statements of
+metrics that are not scored (see :func:`connector.metrics.engine.Computation.totals`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import queue
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -28,7 +30,7 @@ from sqlalchemy.pool import StaticPool
 
 from connector.calendar import BusinessCalendar
 from connector.metrics.agents import AgentDirectory, AgentKey, load_directory
-from connector.metrics.definitions import CATEGORIES
+from connector.metrics.definitions import CATEGORIES, METRICS
 from connector.metrics.engine import (
     GROUPS,
     WORKERS,
@@ -60,19 +62,23 @@ def _all_metrics(
     settings: ScorecardSettings,
     calendar: BusinessCalendar,
     as_of: datetime,
-    periods: list[Period],
+    periods: dict[Period, Collection[str]],
 ) -> tuple[AgentDirectory, dict[Period, PeriodMetrics]]:
-    """The metrics of every period, on one connection or spread over several."""
-    tasks: list[Task] = [(period, group) for group in GROUPS for period in periods]
+    """The metrics of every period (those it maps to), on one connection or spread over several."""
+    # The costlier first, so the last ones finish together: periods computed in full before those
+    # only a trend needs (fewer metrics), and within each the ticket statements before the rest.
+    tasks: list[Task] = sorted(
+        ((period, group) for group in GROUPS for period in periods), key=lambda task: -len(periods[task[0]])
+    )
     workers = min(WORKERS, len(tasks)) if _parallel(conn_or_store) else 1
     if workers == 1:
         with computation(conn_or_store, settings, calendar, as_of) as run:
-            return run.directory, {period: run.metrics(period) for period in periods}
+            return run.directory, {period: run.metrics(period, wanted) for period, wanted in periods.items()}
     with connection(conn_or_store) as conn:
         directory = load_directory(conn, settings.merge_agents_by)
 
     pending: queue.SimpleQueue[Task] = queue.SimpleQueue()
-    for task in tasks:  # the costlier ticket statements first, so the last ones finish together
+    for task in tasks:
         pending.put(task)
 
     def work() -> list[tuple[Period, dict[AgentKey, Totals]]]:
@@ -83,7 +89,7 @@ def _all_metrics(
                     period, group = pending.get_nowait()
                 except queue.Empty:
                     return done
-                done.append((period, run.totals(period, [group])))
+                done.append((period, run.totals(period, [group], periods[period])))
 
     merged: dict[Period, dict[AgentKey, Totals]] = {period: defaultdict(dict) for period in periods}
     with ThreadPoolExecutor(workers, thread_name_prefix="scorecards") as pool:
@@ -133,7 +139,11 @@ def compute_series(
         for before in dict.fromkeys(period.previous() for period in resolved)
         if before not in resolved and (found := _stored_composites(conn_or_store, before, as_of)) is not None
     }
-    needed = [p for p in dict.fromkeys(p for r in resolved for p in (r.previous(), r)) if p not in stored]
+    needed: dict[Period, Collection[str]] = {
+        p: METRICS if p in resolved else settings.scored_metrics
+        for p in dict.fromkeys(p for r in resolved for p in (r.previous(), r))
+        if p not in stored
+    }
     directory, metrics = _all_metrics(conn_or_store, settings, calendar, as_of, needed)
     results = []
     for period in resolved:

@@ -256,3 +256,8 @@ class ScorecardSettings(BaseModel):
 
     def category_of(self, metric: str) -> Category | None:
         return next((c for c in CATEGORIES if metric in self.categories[c]), None)
+
+    @property
+    def scored_metrics(self) -> frozenset[str]:
+        """The metrics the composite rests on (all a previous period's trend needs)."""
+        return frozenset(metric for category in CATEGORIES for metric in self.categories[category])

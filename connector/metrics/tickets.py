@@ -22,7 +22,7 @@ every resolved ticket on its own clock (``metric_clocks``), less pauses.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from connector.metrics.complaints import complaint_facts, complaint_totals
 from connector.metrics.sla import clocked
-from connector.metrics.sql import Scope, at, epoch, materialized
+from connector.metrics.sql import KEY_COLUMNS, Scope, at, epoch, materialized
 from connector.store.schema import calls, ticket_status_history, tickets
 from connector.store.types import UTCDateTime
 from connector.ticket_history import RESOLVED_STATUSES
@@ -88,8 +88,11 @@ def _clock_start(scope: Scope, t: sa.Table) -> ColumnElement:
     return sa.case((self_logged, next_call.scalar_subquery()), else_=t.c.created_at)
 
 
-def ticket_rows(scope: Scope) -> sa.CTE:
-    """The period's tickets with their key and every lookup the ticket metrics need (computed once)."""
+def ticket_rows(scope: Scope, *, reopened: bool = True) -> sa.CTE:
+    """The period's tickets with their key and every lookup the ticket metrics need (computed once).
+
+    ``reopened=False`` leaves out the per-ticket history look-up when reopen_rate is not wanted.
+    """
     t, as_of = tickets, at(scope.as_of)
     frm, key_source, key_id = scope.agents.keyed(t, t.c.source, t.c.owner_id)
     mapped = sa.case((t.c.first_response_at <= as_of, t.c.first_response_at))
@@ -107,7 +110,7 @@ def ticket_rows(scope: Scope) -> sa.CTE:
             _clock_start(scope, t).label("clock_start"),
             mapped.label("first_response_at"),
             _resolution(scope, t).label("resolved_at"),
-            _reopened(scope, t).label("reopened"),
+            *([_reopened(scope, t).label("reopened")] if reopened else []),
         )
         .select_from(frm)
         .where(
@@ -146,16 +149,26 @@ def median_hours(totals: Mapping[str, Any]) -> float | None:
     return statistics.median(int(v) for v in listed.split(",")) / 3600 if listed else None
 
 
-def ticket_totals(scope: Scope) -> sa.Select:
-    """Per agent key: the counts behind every ticket and complaint metric, in one statement."""
-    rows = ticket_rows(scope)
+def _reopen_counts(rows: sa.CTE) -> tuple[ColumnElement[int], ColumnElement[int]]:
+    ever = sa.func.count(sa.case((sa.or_(rows.c.resolved_at.is_not(None), rows.c.reopened == 1), 1)))
+    return ever.label("ever_resolved"), sa.func.sum(rows.c.reopened).label("reopened")
+
+
+def ticket_totals(scope: Scope, metrics: Collection[str]) -> sa.Select:
+    """Per agent key: the counts behind the ticket and complaint metrics, in one statement.
+
+    The reopen and median counts are left out unless ``metrics`` has reopen_rate and
+    median_resolution_hours (each a tenth of the statement or more; a trend needs neither by default).
+    """
+    reopen, median = "reopen_rate" in metrics, "median_resolution_hours" in metrics
+    rows = ticket_rows(scope, reopened=reopen)
     good = scope.settings.satisfaction_good
     rated = rows.c.satisfaction.between(1, 5)
 
     def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return sa.func.count(sa.case((condition, 1)))
 
-    keys = (rows.c.key_source, rows.c.key_id)
+    keys = [rows.c[k] for k in KEY_COLUMNS]
     totals = (
         sa.select(
             *keys,
@@ -164,9 +177,8 @@ def ticket_totals(scope: Scope) -> sa.Select:
             count_if(rated).label("rated"),
             count_if(sa.and_(rated, rows.c.satisfaction >= good)).label("good"),
             sa.func.sum(sa.case((rated, rows.c.satisfaction))).label("rating_sum"),
-            count_if(sa.or_(rows.c.resolved_at.is_not(None), rows.c.reopened == 1)).label("ever_resolved"),
-            sa.func.sum(rows.c.reopened).label("reopened"),
-            _median(scope, resolution_seconds(scope, rows)),
+            *(_reopen_counts(rows) if reopen else ()),
+            *([_median(scope, resolution_seconds(scope, rows))] if median else []),
         )
         .group_by(*keys)
         .subquery("ticket_totals")
