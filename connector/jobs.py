@@ -2,7 +2,8 @@
 
 The chain is sync → metrics → alerts → push (:data:`STEPS` after sync, in order). Every run is one
 ``sync_runs`` row whose ``job`` is the job's name; ``status`` is ``success``, ``failed``,
-``stopped`` (a stop request ended it cleanly) or ``skipped`` (the same work was under way in another
+``stopped`` (a stop request ended it cleanly, or the CRM's daily call quota is spent; the next run
+resumes) or ``skipped`` (the same work was under way in another
 process). A sync writes one row per source with ``entity`` NULL (the job's result for that source,
 counts summed) besides the engine's one row per entity.
 
@@ -105,7 +106,8 @@ class StopSignal:
         while data := os.read(read_end, 1):
             if data[0] in _STOP_SIGNALS and not self():
                 self.request()
-                log.warning("%s received: stopping after the page in flight", signal.Signals(data[0]).name)
+                name = signal.Signals(data[0]).name
+                log.warning("%s received: stopping after the pages already fetched", name)
                 if then is not None:
                     then()
 

@@ -6,16 +6,18 @@ thread while page k is mapped and stored overlaps the two: a thread waiting on t
 hold the GIL. The thread only fetches and parses; mapping stays with the consumer, because a second
 thread busy in Python would make the consumer queue for the GIL after every database call.
 
-Only ONE item is read ahead, so memory stays at a few pages, and the consumer still commits the
-pages in order with their cursors: a crash loses at most the pages not yet committed, and the next
-run resumes from the last committed cursor exactly as without read-ahead. An error raised while
-reading reaches the consumer where that item would have come, so the items before it are committed
-first.
+At most two pages are ahead of the consumer (one waiting in the hand-off, one being fetched), so
+memory stays at a few pages, and the consumer still commits the pages in order with their cursors:
+a crash loses at most the pages not yet committed, and the next run resumes from the last committed
+cursor exactly as without read-ahead. An error raised while reading reaches the consumer where that
+item would have come, so the items before it are committed first.
 
 Two ways to end early. :meth:`ReadAhead.stop_reading` (a stop request such as SIGTERM) starts no
 further read but still hands over what was already read or is being read, so that fetched work is
 committed rather than thrown away. :meth:`ReadAhead.close` (the consumer failed or left) drops what
-was read; both wait for the reader, so no request is running once the iterator has ended.
+was read; both wait for the reader, so no request is running once the iterator has ended (the
+adapter's HTTP session is not shared between threads). The wait is the request in flight, retries
+included — as long as a stop arriving mid-request waited before there was a reader.
 """
 
 from __future__ import annotations

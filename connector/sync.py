@@ -65,17 +65,15 @@ class EntityRun:
     resumes_at: datetime | None = None  # stopped by the CRM's call budget: nothing before this time
 
     def as_dict(self) -> dict[str, Any]:
-        data = {
+        return {
             "source": self.source,
             "entity": self.entity,
             "run_id": self.run_id,
             "status": self.status,
             **asdict(self.counts),
             "error": self.error,
+            "resumes_at": self.resumes_at.isoformat() if self.resumes_at else None,
         }
-        if self.resumes_at is not None:
-            data["resumes_at"] = self.resumes_at.isoformat()
-        return data
 
 
 PageCallback = Callable[[EntityRun], None]

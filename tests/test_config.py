@@ -261,6 +261,13 @@ def test_mapping_path_in_message_is_resolved_against_config_folder(tmp_path: Pat
     assert message == f"file not found: {tmp_path / 'maps' / 'zoho.toml'}"
 
 
+def test_a_broken_source_is_not_also_reported_missing(tmp_path: Path) -> None:
+    """Keys naming a source with a problem of its own get no "there is no [sources.main]" on top."""
+    schedule = '[schedule.sources.main]\nsync = "*/5 * * * *"\n'
+    text = SOURCE + "pagesize = 5\n" + schedule + '[push]\nsources = ["main"]\n'
+    assert [key for key, _ in _problems(text, tmp_path)] == ["sources.main.pagesize"]
+
+
 def test_every_problem_is_reported_in_one_pass(tmp_path: Path) -> None:
     text = (
         '[store]\nurl = "mysql://x"\n'

@@ -64,7 +64,7 @@ def test_an_error_arrives_after_the_items_before_it(threaded: bool) -> None:
     assert taken == ["p1", "p2"]  # the pages before the failure are handed over (and committed) first
 
 
-def test_reads_at_most_one_item_ahead_of_the_consumer() -> None:
+def test_reads_at_most_two_items_ahead_of_the_consumer() -> None:
     source = Source(list(range(10)))
     with ReadAhead(iter(source)) as ahead:
         for taken in range(1, 11):

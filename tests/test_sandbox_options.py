@@ -71,3 +71,7 @@ def test_cli_serves_a_sharecrm_sandbox_with_a_daily_quota(monkeypatch: pytest.Mo
 
     bad = CliRunner().invoke(sandbox_cmd.sandbox, ["--crm", "zoho", "--option", "daily_quota=5"], obj=context)
     assert bad.exit_code == 2 and "unknown option 'daily_quota'" in bad.output
+    refused = CliRunner().invoke(
+        sandbox_cmd.sandbox, ["--crm", "zoho", "--option", "picklist_language=fr"], obj=context
+    )
+    assert refused.exit_code == 2 and "Invalid --option: picklist_language must be one of" in refused.output

@@ -108,7 +108,10 @@ def sandbox(
     except SandboxOptionError as exc:
         ctx.fail(tr(CATALOG, "bad_option", lang, error=exc), ExitCode.USAGE)
     clinic = generate_clinic(seed, size, now=ctx.clock().replace(microsecond=0))
-    app = create_app(crm, clinic, **options)
+    try:
+        app = create_app(crm, clinic, **options)
+    except ValueError as exc:  # a value of the right type the emulation still refuses
+        ctx.fail(tr(CATALOG, "bad_option", lang, error=exc), ExitCode.USAGE)
     try:
         running = start_sandbox(app, host, port, faults=faults)
     except OSError as exc:

@@ -107,7 +107,8 @@ def parse_config(text: str, path: Path, *, environ: Mapping[str, str] | None = N
     except ValidationError as exc:
         problems += problems_from(exc, Config, path)
     else:
-        problems += reference_problems(config, path)
+        named = data.get("sources")
+        problems += reference_problems(config, path, list(named) if isinstance(named, dict) else [])
 
     # A key whose ${VAR} is missing still holds the reference; its other complaints would be noise.
     blocked = {problem.key for problem in env_problems}

@@ -8,7 +8,7 @@ at night.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from connector.config.models import Config
@@ -25,12 +25,16 @@ def _source_keys(config: Config) -> Iterator[tuple[str, str]]:
         yield f"push.sources[{index}]", name
 
 
-def reference_problems(config: Config, path: Path) -> list[ConfigProblem]:
-    """A problem for each key naming a source that ``[sources]`` does not configure."""
-    known = list(config.sources)
+def reference_problems(config: Config, path: Path, source_names: Collection[str]) -> list[ConfigProblem]:
+    """A problem for each key naming no table under ``[sources]``.
+
+    ``source_names`` are the tables the file has, valid or not: a source with a problem of its own
+    is left out of ``config.sources``, and is reported as that problem, not as missing.
+    """
+    known = list(source_names)
     configured = f"(configured: {', '.join(known) or 'none'})"
     return [
         ConfigProblem(path, key, f"there is no [sources.{name}]{did_you_mean(name, known)} {configured}")
         for key, name in _source_keys(config)
-        if name not in config.sources
+        if name not in known
     ]
