@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connector.store.schema import ticket_status_history, tickets
-from connector.store.upsert import append_rows, id_set
+from connector.store.upsert import append_rows, id_set, stored_among_ids_sql
 
 RESOLVED_STATUSES = frozenset({"resolved", "closed"})
 
@@ -28,11 +28,11 @@ def derive_resolution(conn: Connection, source: str, rows: Sequence[dict[str, An
     """Fill ``resolved_at`` on ``rows`` (in place) and record their status transitions."""
     if not rows:
         return
-    id_items, encode = id_set(conn.dialect)
-    query = sa.text(
-        f"SELECT t.external_id, t.status, t.resolved_at, t.updated_at FROM {id_items} "
-        "CROSS JOIN tickets AS t WHERE t.source = :source AND t.external_id = k.value"
-    ).columns(tickets.c.external_id, tickets.c.status, tickets.c.resolved_at, tickets.c.updated_at)
+    _, encode = id_set(conn.dialect)
+    select = "t.external_id, t.status, t.resolved_at, t.updated_at"
+    query = sa.text(stored_among_ids_sql(tickets, conn.dialect, select)).columns(
+        tickets.c.external_id, tickets.c.status, tickets.c.resolved_at, tickets.c.updated_at
+    )
     ids = sorted({row["external_id"] for row in rows})
     latest: dict[str, tuple[str | None, datetime | None, datetime]] = {
         r.external_id: (r.status, r.resolved_at, r.updated_at)

@@ -133,13 +133,25 @@ def insert_sql(table: sa.Table, dialect: Dialect, rows: int = 1) -> str:
     return f"INSERT INTO {quote(table.name)} ({names}) {_rows_source(columns, dialect, rows)}"
 
 
-def _existing_sql(table: sa.Table, dialect: Dialect) -> str:
-    """Count stored keys of a batch. The ids drive the join, one primary-key probe each (SQLite takes
-    ``CROSS JOIN`` as a join-order rule; left to itself it scanned the whole source per batch)."""
-    ids, _ = _id_set(dialect)
+def _stored_among_ids(
+    table: sa.Table, dialect: Dialect, select: str, marks: tuple[str, str] | None = None
+) -> str:
+    """``SELECT {select}`` over the stored rows ``t`` of one source whose ids are in an id set.
+
+    The ids drive the join, one primary-key probe each (SQLite takes ``CROSS JOIN`` as a join-order
+    rule; left to itself it scanned the whole source per batch). ``marks`` are the placeholders of
+    the id set and the source; the driver's own by default (for ``exec_driver_sql``).
+    """
+    ids_mark, source_mark = marks or (None, _mark(dialect))
+    ids, _ = _id_set(dialect, ids_mark)
     name = dialect.identifier_preparer.quote(table.name)
-    match = f"t.source = {_mark(dialect)} AND t.external_id = k.value"
-    return f"SELECT count(*) FROM {ids} CROSS JOIN {name} AS t WHERE {match}"
+    match = f"t.source = {source_mark} AND t.external_id = k.value"
+    return f"SELECT {select} FROM {ids} CROSS JOIN {name} AS t WHERE {match}"
+
+
+def stored_among_ids_sql(table: sa.Table, dialect: Dialect, select: str) -> str:
+    """:func:`_stored_among_ids` for ``sa.text``: binds ``:ids`` (see :func:`id_set`) and ``:source``."""
+    return _stored_among_ids(table, dialect, select, (":ids", ":source"))
 
 
 Render = Callable[[sa.Table, Dialect, int], str]
@@ -152,8 +164,6 @@ class _Plan:
     table: sa.Table
     dialect: Dialect
     render: Render
-    existing_sql: str
-    encode_ids: Callable[[list[str]], Any]
     converters: list[tuple[Callable[[Row], Any], Callable[[Any], Any] | None]]
     rows_per_statement: int
     statements: dict[int, str] = field(default_factory=dict)
@@ -195,8 +205,6 @@ def _plan(dialect: Dialect, table: sa.Table, render: Render = upsert_sql) -> _Pl
             table=table,
             dialect=dialect,
             render=render,
-            existing_sql=_existing_sql(table, dialect),
-            encode_ids=_id_set(dialect)[1],
             converters=[(itemgetter(c.name), _converter(c, dialect)) for c in columns],
             rows_per_statement=min(_MAX_ROWS_PER_STATEMENT, _MAX_PARAMS[dialect.name] // len(columns)),
         )
@@ -249,11 +257,14 @@ def _write(conn: Connection, plan: _Plan, columns: list[list[Any]]) -> int:
 
 
 def _count_existing(conn: Connection, plan: _Plan, rows: Sequence[Row]) -> int:
+    """How many of the batch's keys are stored already (built per batch: a few µs against the batch)."""
     ids_by_source: dict[str, list[str]] = {}
     for row in rows:
         ids_by_source.setdefault(row["source"], []).append(row["external_id"])
+    count_sql = _stored_among_ids(plan.table, plan.dialect, "count(*)")
+    _, encode = _id_set(plan.dialect)
     return sum(
-        conn.exec_driver_sql(plan.existing_sql, (plan.encode_ids(ids), source)).scalar_one()
+        conn.exec_driver_sql(count_sql, (encode(ids), source)).scalar_one()
         for source, ids in ids_by_source.items()
     )
 
