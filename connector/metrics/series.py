@@ -26,7 +26,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.pool import StaticPool
 
 from connector.calendar import BusinessCalendar
 from connector.metrics.agents import AgentDirectory, AgentKey, load_directory
@@ -54,7 +53,7 @@ Task = tuple[Period, str]
 
 def _parallel(conn_or_store: ConnOrStore) -> bool:
     """Whether work may use separate connections (not a caller's connection, nor a shared one)."""
-    return isinstance(conn_or_store, Store) and not isinstance(conn_or_store.engine.pool, StaticPool)
+    return isinstance(conn_or_store, Store) and not conn_or_store.shares_one_connection
 
 
 def _all_metrics(
