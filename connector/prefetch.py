@@ -34,7 +34,7 @@ _DONE = object()
 
 
 class ReadAhead(Generic[T]):
-    """Iterates ``items`` in order; with ``threaded`` a background thread reads one item ahead.
+    """Iterates ``items`` in order; with ``threaded`` a background thread reads ahead (two items at most).
 
     ``threaded=False`` gives the same interface without a thread, for callers whose resources may
     not be used from two threads (an in-memory SQLite store has a single shared connection).

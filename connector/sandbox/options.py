@@ -44,10 +44,11 @@ def settable_options(app_class: type) -> dict[str, tuple[type, bool]]:
 
 
 def _convert(name: str, text: str, kind: type, nullable: bool) -> Any:
-    if nullable and text.strip().lower() in _NONE:
+    """``text`` (already stripped) as a value of ``kind``."""
+    word = text.lower()
+    if nullable and word in _NONE:
         return None
     if kind is bool:
-        word = text.strip().lower()
         if word in _TRUE | _FALSE:
             return word in _TRUE
         raise SandboxOptionError(f"{name}: expected true or false, got {text!r}")
