@@ -13,7 +13,6 @@ exercising the same arithmetic.
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -210,6 +209,7 @@ def test_with_faults_and_invalidated_rows_hidden_the_store_still_equals_the_sand
 
 def test_write_back_upserts_scorecards_and_creates_alert_tasks_once(tmp_path: Path) -> None:
     clinic = generate_clinic(4, "small", now=NOW)
+    waits: list[float] = []
     with start_sandbox(create_app("sharecrm", clinic)) as sandbox:
         creds = sandbox.app.credentials()
         options = ShareCrmOptions(
@@ -226,7 +226,7 @@ def test_write_back_upserts_scorecards_and_creates_alert_tasks_once(tmp_path: Pa
             mappings={},
             tokens=MemoryTokenCache(),
             clock=lambda: clinic.now,
-            sleep=time.sleep,
+            sleep=waits.append,  # retry waits are recorded, not slept
         )
         adapter = ShareCrmAdapter(context)
         agents = list(sandbox.truth("agents"))[:3]
