@@ -7,7 +7,8 @@ plain SQLAlchemy Core queries against the tables in :mod:`connector.store.schema
 from __future__ import annotations
 
 from connector.store import migrate
-from connector.store.engine import Store, create_store_engine
+from connector.store.checkpoint import WalCheckpointer
+from connector.store.engine import Store, create_store_engine, sqlite_file
 from connector.store.locks import LockBusy, named_lock
 from connector.store.sql_tokens import SqlTokenCache
 from connector.store.upsert import UpsertCounts, mark_deleted, mark_missing_deleted, upsert
@@ -28,6 +29,8 @@ __all__ = [
 def open_store(url: str, *, upgrade: bool = True) -> Store:
     """The store at ``url`` (any SQLAlchemy URL), brought to the newest schema unless told not to."""
     engine = create_store_engine(url)
+    path = sqlite_file(engine.url)
+    checkpointer = WalCheckpointer.attach(engine, path) if path else None
     if upgrade:
         migrate.upgrade(engine)
-    return Store(engine)
+    return Store(engine, checkpointer)

@@ -8,6 +8,7 @@ instead of failing at once.
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
+
+from connector.store.checkpoint import WalCheckpointer
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _SQLITE_PRAGMAS = (
@@ -37,6 +40,13 @@ def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def is_memory_sqlite(url: URL) -> bool:
     """An in-memory SQLite database: it lives and dies with its one connection, in this process."""
     return (url.database or ":memory:") == ":memory:" or url.query.get("mode") == "memory"
+
+
+def sqlite_file(url: URL) -> str | None:
+    """The database file of a file SQLite URL; None for in-memory SQLite, ``uri=true`` and other databases."""
+    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url) or url.query.get("uri"):
+        return None
+    return os.path.abspath(url.database or "")
 
 
 def create_store_engine(url: str) -> Engine:
@@ -61,6 +71,7 @@ class Store:
     """The opened store. ``url`` has its password masked, so it is safe to print and log."""
 
     engine: Engine
+    checkpointer: WalCheckpointer | None = None
 
     @property
     def url(self) -> str:
@@ -84,6 +95,8 @@ class Store:
         return self.engine.connect()
 
     def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.engine.dispose()
 
     def __repr__(self) -> str:
