@@ -268,6 +268,8 @@ def test_sqlite_stores_sqlalchemy_datetime_text(sqlite_url: str) -> None:
         T0,
         datetime(2026, 10, 1, 9, 0, tzinfo=plus8),
         datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 3, 1, 0, 0, 7, 250_000, tzinfo=plus8),
     ]
     expected = [None if v is None else theirs(v.astimezone(UTC).replace(tzinfo=None)) for v in values]
     assert [ours(v) for v in values] == expected

@@ -24,6 +24,9 @@ def _to_utc(value: datetime) -> datetime:
 
 
 _DAY_CACHE_LIMIT = 4096
+#: " HH:MM:" for each minute of the day and "SS." for each second: indexing beats formatting.
+_MINUTES = tuple(f" {hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
+_SECONDS = tuple(f"{second:02d}." for second in range(60))
 
 
 def _sqlite_text_processor() -> Callable[[datetime | None], str | None]:
@@ -32,8 +35,9 @@ def _sqlite_text_processor() -> Callable[[datetime | None], str | None]:
     One fused step instead of SQLAlchemy's two (our conversion, then its %-formatting of a dict):
     the bulk upsert binds several timestamps per row and this was most of its Python cost. Hence a
     one-entry memo (the upsert converts column by column, and a batch shares one ``synced_at``
-    object) and cached date prefixes (records cluster on few days; formatting only the time halves
-    the work). The text must stay byte-identical to SQLAlchemy's format: SQLite compares strings.
+    object), cached date prefixes (records cluster on few days) and the time of day assembled from
+    tables rather than formatted (half the cost again; CRM times mostly have no microseconds). The
+    text must stay byte-identical to SQLAlchemy's format: SQLite compares strings.
     """
     last: tuple[datetime | None, str | None] = (None, None)
     days: dict[date, str] = {}
@@ -51,8 +55,14 @@ def _sqlite_text_processor() -> Callable[[datetime | None], str | None]:
         if prefix is None:
             if len(days) >= _DAY_CACHE_LIMIT:
                 days.clear()
-            prefix = days[day] = f"{day.isoformat()} "
-        text = prefix + utc.time().isoformat("microseconds")
+            prefix = days[day] = day.isoformat()
+        micro = utc.microsecond
+        text = (
+            prefix
+            + _MINUTES[utc.hour * 60 + utc.minute]
+            + _SECONDS[utc.second]
+            + (f"{micro:06d}" if micro else "000000")
+        )
         last = (value, text)
         return text
 
