@@ -90,6 +90,16 @@ class CallBudgetSpent(Protocol):
     resets_at: datetime
 
 
+class StopRequested(Exception):
+    """A wait was cut short because a stop was requested (SIGTERM to ``run`` or ``sync``).
+
+    The ``sleep`` an adapter is given (:attr:`AdapterContext.sleep`) raises it when a stop comes in
+    while the adapter waits out a retry's backoff, a ``Retry-After`` or its rate limiter, so a
+    stop never waits for those (minutes, at worst). The sync ends the entity ``stopped`` with the
+    cursor at the last committed page; the next run asks for the page again.
+    """
+
+
 class Adapter(Protocol):
     """What the sync engine, the push planner and ``check`` need from a CRM."""
 
@@ -129,7 +139,7 @@ class AdapterContext:
     mappings: Mapping[str, EntityMapping]
     tokens: TokenCache
     clock: Callable[[], datetime]
-    sleep: Callable[[float], None]
+    sleep: Callable[[float], None]  # for every wait; may raise StopRequested (see there)
 
 
 AdapterFactory = Callable[[AdapterContext], Adapter]

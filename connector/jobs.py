@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from connector.adapter import StopRequested
 from connector.alerts import run_alerts
 from connector.calendar import BusinessCalendar
 from connector.clock import Clock
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
     from connector.config import Config
 
 log = logging.getLogger(__name__)
-
-
-class StopRequested(Exception):
-    """A wait was cut short because a stop was requested."""
 
 
 class StopSignal:
@@ -272,7 +269,7 @@ def sync_one(
             return _stopped_waiting(env, "sync", name)
         run_id = record_start(env.store, "sync", now=env.clock(), source=name)
         try:
-            live = build_source(env.config, name, env.store, clock=env.clock)
+            live = build_source(env.config, name, env.store, clock=env.clock, sleep=env.pause)
             runs = sync_source(
                 env.store,
                 name,

@@ -8,7 +8,9 @@ last committed cursor, and the idempotent upsert absorbs any overlap.
 
 A stop request (SIGTERM to ``run`` or ``sync``) is cooperative: ``should_stop`` is asked after each
 committed page, so the page in flight is finished and committed, the run is recorded ``stopped`` and
-the cursor stays at that page for the next run to resume from.
+the cursor stays at that page for the next run to resume from. A stop that comes while the adapter
+waits to retry a call (:class:`connector.adapter.StopRequested`) ends that wait at once; the page it
+was fetching is asked for again by the next run.
 
 Deletions come from the adapter's ``deleted`` stream (or a complete id scan) and only ever set
 ``deleted_at``; rows are never removed.
@@ -28,7 +30,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from connector.adapter import Adapter, CallBudgetSpent, Cursor, DeletedPage, Page
+from connector.adapter import Adapter, CallBudgetSpent, Cursor, DeletedPage, Page, StopRequested
 from connector.clock import Clock
 from connector.mapping import EntityMapping, RecordError
 from connector.prefetch import ReadAhead
@@ -284,7 +286,10 @@ def sync_entity(
         run.status = "stopped" if stopped else "success"
     except Exception as exc:  # the run is recorded; the cursor stays at the last committed page
         run.error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, CallBudgetSpent):
+        if isinstance(exc, StopRequested):  # a stop came in while the adapter waited to retry
+            log.warning("sync of %s.%s stopped while waiting to retry a CRM call", source, entity)
+            run.status, run.error = "stopped", None
+        elif isinstance(exc, CallBudgetSpent):
             log.warning("sync of %s.%s stopped: %s", source, entity, exc)
             run.status, run.resumes_at = "stopped", exc.resets_at
         else:

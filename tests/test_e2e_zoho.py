@@ -15,7 +15,6 @@ Back-off waits are recorded instead of slept: the CLI builds its sources through
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections import Counter
@@ -207,7 +206,11 @@ class Zoho:
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Back-off waits the CLI's sync asked for, recorded instead of slept."""
     recorded: list[float] = []
-    monkeypatch.setattr(jobs, "build_source", functools.partial(runtime.build_source, sleep=recorded.append))
+
+    def build_source(*args: Any, **kwargs: Any) -> Any:
+        return runtime.build_source(*args, **{**kwargs, "sleep": recorded.append})
+
+    monkeypatch.setattr(jobs, "build_source", build_source)
     return recorded
 
 

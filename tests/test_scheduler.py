@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from fake_time import FakeTime
 
+from connector import jobs
 from connector.adapter import Cursor, DeletedPage, Page
 from connector.cli import main
 from connector.cli.demo_cmd import sample_clinic_folder
@@ -379,6 +380,65 @@ def test_stop_commits_the_pages_fetched_and_resumes_after_them(tmp_path: Path, s
         ("contacts", "success", 12 - 3 * committed),
         ("agents", "success", 12),
     ]
+
+
+class RetryingAdapter(PagedAdapter):
+    """:class:`PagedAdapter` whose page 3 is rate limited: it waits out a long Retry-After first."""
+
+    def __init__(self, sleep: Callable[[float], None]) -> None:
+        super().__init__()
+        self.sleep = sleep
+
+    def pull(self, entity: str, cursor: Cursor | None) -> Iterator[Page]:
+        for page in super().pull(entity, cursor):
+            if page.cursor == {"page": 3}:
+                self.sleep(600)  # as the transport does for a 429 with Retry-After: 600
+            yield page
+
+
+def test_a_stop_during_a_retry_wait_ends_the_entity_stopped_at_once(tmp_path: Path) -> None:
+    """SIGTERM while page 3 waits out its Retry-After: the wait ends at once, pages 1-2 stay committed.
+
+    An in-memory store reads without read-ahead, so the stop surely arrives during the wait (not at
+    a page boundary, where the engine would see it first).
+    """
+    (tmp_path / "m.toml").write_text(MAPPING, encoding="utf-8")
+    mappings = load_mapping(tmp_path / "m.toml", SHANGHAI).entities
+    store = open_store("sqlite://")
+    env = env_for(load_config(write_config(tmp_path, "sqlite://")), store)  # the stop-aware sleep
+
+    def sigterm_while_waiting(seconds: float) -> None:
+        env.stop.request()
+        env.pause(seconds)
+
+    adapter = RetryingAdapter(sigterm_while_waiting)
+    [run] = sync_source(store, "s", adapter, mappings, clock=fixed_clock(NOW), should_stop=env.stop)
+    assert (run.entity, run.status, run.error, run.counts.fetched) == ("contacts", "stopped", None, 6)
+    assert [e for e, _ in adapter.pulls] == ["contacts"]  # agents not begun
+    with store.connect() as conn:
+        query = sa.select(sync_state.c.cursor).where(sync_state.c.entity == "contacts")
+        cursor = conn.execute(query).scalar()
+    store.dispose()
+    assert json.loads(cursor) == {"page": 2}
+
+
+def test_a_sync_job_gives_its_adapter_the_stop_aware_sleep(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(write_config(tmp_path, store.url))
+    env = env_for(config, store)
+    given: list[Callable[[float], None]] = []
+    real_build = jobs.build_source
+
+    def build_source(*args: Any, **kwargs: Any) -> Any:
+        given.append(kwargs["sleep"])
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "build_source", build_source)
+    assert sync_one(env, "a").status == "success"
+    env.stop.request()
+    with pytest.raises(StopRequested):
+        given[0](3600)  # returns at once: retry waits never hold up a shutdown
 
 
 # ---- the daemon and the CLI ------------------------------------------------------------------
