@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -301,3 +302,39 @@ def test_describe_masks_sensitive_query_values() -> None:
 def test_settings_are_validated(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         TransportSettings(**settings)
+
+
+PROXY = "http://proxy.clinic.test:3128"
+
+
+@responses.activate
+def test_proxies_and_ca_bundle_come_from_the_environment_once_per_origin(
+    time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = "http://127.0.0.1:9/sandbox"
+    responses.get(URL, json={})
+    responses.get(local, json={})
+    monkeypatch.setenv("HTTPS_PROXY", PROXY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/clinic/ca.pem")
+    t = transport(time)
+    t.send(ApiRequest("GET", URL), classify=classify)
+    t.send(ApiRequest("GET", local), classify=classify)
+    monkeypatch.setenv("HTTPS_PROXY", "http://elsewhere.test:1")  # read once: not seen any more
+    t.send(ApiRequest("GET", URL, params={"page": "2"}), classify=classify)
+    sent = [call.request.req_kwargs for call in responses.calls]
+    assert [kwargs["proxies"].get("https") for kwargs in sent] == [PROXY, None, PROXY]
+    assert {kwargs["verify"] for kwargs in sent} == {"/etc/clinic/ca.pem"}
+
+
+@responses.activate
+def test_a_netrc_password_never_replaces_the_token_header(
+    time: FakeTime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.example.test login admin password hunter2\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    responses.get(URL, json={})
+    transport(time).send(ApiRequest("GET", URL), classify=classify, auth=HeaderAuth())
+    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {SECRET}"
