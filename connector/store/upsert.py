@@ -192,7 +192,8 @@ def _converter(column: sa.Column, dialect: Dialect) -> Callable[[Any], Any] | No
     return process
 
 
-def _plan(dialect: Dialect, table: sa.Table, render: Render = upsert_sql) -> _Plan:
+def _plan(dialect: Dialect, table: sa.Table, render: Render, columns: Sequence[sa.Column]) -> _Plan:
+    """The cached plan for ``render``'s statements, which write ``columns`` in this order."""
     cache_key = (dialect.name, dialect.driver, table.name, render)
     plan = _PLANS.get(cache_key)
     if plan is None:
@@ -200,7 +201,6 @@ def _plan(dialect: Dialect, table: sa.Table, render: Render = upsert_sql) -> _Pl
             raise NotImplementedError(f"the store supports SQLite and PostgreSQL, not {dialect.name}")
         if dialect.name == "postgresql" and dialect.driver != "psycopg":
             raise NotImplementedError("the store needs psycopg 3 on PostgreSQL: postgresql+psycopg://…")
-        columns = list(table.columns) if render is upsert_sql else _appended_columns(table)
         plan = _PLANS[cache_key] = _Plan(
             table=table,
             dialect=dialect,
@@ -273,7 +273,8 @@ def upsert(conn: Connection, entity: str, rows: Sequence[Row]) -> UpsertCounts:
     """Insert or update ``rows`` (every column of the entity's table) in the caller's transaction."""
     if not rows:
         return UpsertCounts()
-    plan = _plan(conn.dialect, _table(entity))
+    table = _table(entity)
+    plan = _plan(conn.dialect, table, upsert_sql, list(table.columns))
     _check_columns(entity, plan.table, rows)
     try:
         latest = _newest_per_key(rows)
@@ -293,7 +294,7 @@ def append_rows(conn: Connection, table: sa.Table, rows: Sequence[Row]) -> None:
     """
     if not rows:
         return
-    plan = _plan(conn.dialect, table, insert_sql)
+    plan = _plan(conn.dialect, table, insert_sql, _appended_columns(table))
     try:
         columns = _driver_columns(plan, rows)
     except KeyError as exc:
