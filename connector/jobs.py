@@ -40,7 +40,7 @@ from connector.clock import Clock
 from connector.delivery import deliver_alerts
 from connector.metrics import Period, compute_series, current_period, store_scorecards
 from connector.push import run_push
-from connector.push.run import record_push_run
+from connector.push.run import push_status, record_push_run
 from connector.runtime import build_source
 from connector.schedule_settings import OFF
 from connector.store import LockBusy, Store, named_lock
@@ -367,7 +367,7 @@ def push(env: JobEnv) -> JobOutcome:
     """
     started = env.clock()
     try:
-        report = run_push(env.store, env.config, clock=env.clock)
+        report = run_push(env.store, env.config, clock=env.clock, sleep=env.pause)
     except Exception as exc:  # configuration: a [push] source or field map that cannot be used
         record_finish(
             env.store,
@@ -380,7 +380,7 @@ def push(env: JobEnv) -> JobOutcome:
     record_push_run(env.store, report, started=started, finished=env.clock())
     counts = {k: v for k, v in report.counts().items() if k != "failed_targets"}
     error = "; ".join(report.errors()[:5]) or None
-    return JobOutcome("push", "success" if report.ok else "failed", counts=counts, error=error)
+    return JobOutcome("push", push_status(report), counts=counts, error=error)
 
 
 #: The jobs that follow sync, in chain order.

@@ -27,11 +27,13 @@ from test_push_support import (
     write_config,
 )
 
+from connector import jobs
 from connector.cli import main
+from connector.jobs import JobEnv
 from connector.push import run_push
 from connector.sandbox import RunningSandbox
 from connector.store import Store, open_store
-from connector.store.schema import push_log
+from connector.store.schema import push_log, sync_runs
 
 UPSERT = "POST /crm/v8/Agent_Performance/upsert"
 WRITES = (UPSERT, "POST /crm/v8/Agent_Performance", "PUT /crm/v8/Agent_Performance")
@@ -205,3 +207,28 @@ def test_records_of_a_fixed_failure_are_written_once_it_is_fixed(
     assert fixed.ok and [r.record_key for r in fixed.targets[0].plan.records] == [f"{ids[1]}_2026-10"]
     assert again.counts()["planned"] == 0
     assert zoho.counters.count(UPSERT) == 2
+
+
+def test_a_stop_during_a_retry_wait_ends_the_push_stopped_with_everything_still_planned(
+    tmp_path: Path, zoho: RunningSandbox, store: Store, db_url: str
+) -> None:
+    config = write_config(tmp_path, db_url, {"zo": zoho})
+    year_of_cards(store)
+    zoho.faults.configure({"rate_limit_burst": 1})  # the first upsert is answered 429
+    env = JobEnv(config=config, store=store, clock=Clock())
+
+    def sigterm_while_waiting(seconds: float) -> None:
+        env.stop.request()
+        env.stop.sleep(seconds)  # what a job's stop-aware sleep does when the stop comes in
+
+    env.sleep = sigterm_while_waiting
+    outcome = jobs.push(env)
+
+    assert outcome.status == "stopped" and outcome.error is None
+    assert zoho.counters.statuses()[UPSERT] == {429: 1}  # not retried, no further batch
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(push_log)).scalar() == 0
+        status = conn.execute(sa.select(sync_runs.c.status).where(sync_runs.c.job == "push")).scalar()
+    assert status == "stopped"
+    after = run_push(store, config, clock=Clock())
+    assert after.ok and after.counts()["written"] == 156

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from connector.adapter import PushResult
+from connector.adapter import PushResult, StopRequested
 from connector.clock import Clock
 from connector.http import TransportError
 from connector.push.fieldmap import PushMapError, bundled_write_map_path, load_write_map
@@ -70,6 +70,7 @@ class TargetReport:
 class PushReport:
     dry_run: bool
     targets: list[TargetReport] = field(default_factory=list)
+    stopped: bool = False  # a stop request cut a retry wait short; the remaining records stay planned
 
     @property
     def ok(self) -> bool:
@@ -98,6 +99,7 @@ class PushReport:
     def as_json(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
+            "stopped": self.stopped,
             "counts": self.counts(),
             "targets": [target.as_json() for target in self.targets],
         }
@@ -139,9 +141,11 @@ def run_push(
 
     A dry run makes no CRM call at all (not even for a token). Raises :class:`PushError` for a
     configuration problem; a CRM failure is reported in the target's ``error`` instead. ``sleep`` is
-    what the adapters wait with between retries.
+    what the adapters wait with between retries; when it raises :class:`StopRequested`, the push ends
+    ``stopped`` there. The target being written keeps its records planned, including any the CRM had
+    already taken: the next run writes them again by their key, which changes nothing.
     """
-    report = PushReport(dry_run=dry_run)
+    targets: list[TargetReport] = []
     for name in push_targets(config):
         source = config.sources[name]
         try:
@@ -151,10 +155,13 @@ def run_push(
         with store.connect() as conn:
             plan = plan_target(conn, config, name, write_object(source), write_map, period=period)
         if dry_run or not plan.records:
-            report.targets.append(TargetReport(plan))
+            targets.append(TargetReport(plan))
             continue
-        report.targets.append(_write(store, config, plan, clock=clock, sleep=sleep))
-    return report
+        try:
+            targets.append(_write(store, config, plan, clock=clock, sleep=sleep))
+        except StopRequested:
+            return PushReport(dry_run=dry_run, targets=targets, stopped=True)
+    return PushReport(dry_run=dry_run, targets=targets)
 
 
 def _write(
@@ -180,8 +187,15 @@ def _write(
     return TargetReport(plan, results=results, api_calls=live.adapter.api_calls)
 
 
+def push_status(report: PushReport) -> str:
+    """``failed`` when a target or a record failed, else ``stopped`` or ``success``."""
+    if not report.ok:
+        return "failed"
+    return "stopped" if report.stopped else "success"
+
+
 def record_push_run(store: Store, report: PushReport, *, started: datetime, finished: datetime) -> None:
-    """The ``sync_runs`` row of a push (job ``push``): ``failed`` when a target or a record failed.
+    """The ``sync_runs`` row of a push (job ``push``), its status from :func:`push_status`.
 
     ``fetched`` counts the records considered, ``inserted``/``updated`` the CRM's answers,
     ``unchanged`` the records skipped because ``push_log`` already had their values.
@@ -196,7 +210,7 @@ def record_push_run(store: Store, report: PushReport, *, started: datetime, fini
                 job="push",
                 started_at=started,
                 finished_at=finished,
-                status="success" if report.ok else "failed",
+                status=push_status(report),
                 fetched=counts["planned"] + counts["unchanged"],
                 inserted=actions.count("insert"),
                 updated=len(actions) - actions.count("insert"),
